@@ -1,0 +1,308 @@
+"""Backends: the one module that imports array libraries directly.
+
+A :class:`Backend` pairs an array-api-compat namespace (``xp``) with a device.
+Everything else in anyxp_nn reaches arrays only through ``backend.xp`` or
+``array_namespace(x)``, so the same code runs on NumPy, ``array_api_strict``,
+PyTorch, CuPy and JAX.
+
+Names: ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"``, ``"jax"``.
+A device may follow a colon: ``"torch:cuda"``, ``"cupy:1"``,
+``"array_api_strict:device1"`` (a non-default device that catches arrays
+created without ``device=``).
+
+Every host<->device transfer and scalar read goes through :meth:`Backend.asarray`,
+:meth:`Backend.to_numpy` or :meth:`Backend.item`, which report to the counters in
+:mod:`anyxp_nn.backend` (``transfer_hooks``) so a test can count or forbid them.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "Backend", "available_backends", "get_backend", "set_backend", "backend_report",
+    "backend_of", "to_numpy", "BACKEND_NAMES",
+]
+
+BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
+
+#: Callables ``hook(kind, backend, nbytes)`` run on every transfer; ``kind`` is
+#: ``"to_device"``, ``"to_host"`` or ``"item"``.  Used by the host-sync guard.
+transfer_hooks: list[Callable[[str, "Backend", int], None]] = []
+
+_default_name: str | None = None
+_cache: dict[str, "Backend"] = {}
+
+
+def _notify(kind: str, backend: "Backend", nbytes: int) -> None:
+    for hook in list(transfer_hooks):
+        hook(kind, backend, nbytes)
+
+
+class Backend:
+    """An array namespace on one device.
+
+    Attributes:
+        name: library name, e.g. ``"torch"``.
+        label: name plus device when not the default, e.g. ``"torch:cuda"``.
+        xp: the array-api-compat namespace.
+        device: the device object arrays are created on.
+        version: the library's version string.
+    """
+
+    def __init__(self, name: str, xp: Any, device: Any, version: str, label: str):
+        self.name = name
+        self.xp = xp
+        self.device = device
+        self.version = version
+        self.label = label
+
+    # -- identity -----------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"Backend({self.label!r}, device={self.device!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Backend) and self.label == other.label
+
+    def __hash__(self) -> int:
+        return hash(self.label)
+
+    def owns(self, a: Any) -> bool:
+        """True when ``a`` is an array of this namespace on this device."""
+        from array_api_compat import array_namespace, device
+        try:
+            return array_namespace(a) is self.xp and device(a) == self.device
+        except TypeError:
+            return False
+
+    # -- dtypes -------------------------------------------------------------
+    def dtype(self, spec: Any) -> Any:
+        """The namespace's dtype for a name (``"float32"``) or a dtype object."""
+        if spec is None:
+            return self.xp.float32
+        if isinstance(spec, str):
+            if not hasattr(self.xp, spec):
+                raise ValueError(f"unknown dtype {spec!r} for backend {self.label!r}")
+            return getattr(self.xp, spec)
+        for name in ("float16", "float32", "float64", "int32", "int64", "uint8", "bool"):
+            obj = getattr(self.xp, name, None)
+            if obj is not None and spec == obj:
+                return obj
+        name = getattr(spec, "name", None) or str(spec).rsplit(".", 1)[-1]
+        return self.dtype(name)
+
+    # -- transfers ----------------------------------------------------------
+    def asarray(self, obj: Any, dtype: Any = None, copy: bool | None = None) -> Any:
+        """Host data or another backend's array -> an array of this backend and device."""
+        if self.owns(obj):
+            if dtype is None or obj.dtype == self.dtype(dtype):
+                return obj
+            return self.xp.astype(obj, self.dtype(dtype))
+        host = to_numpy(obj) if _is_foreign_array(obj) else np.asarray(obj)
+        if dtype is not None:
+            host = host.astype(_numpy_dtype(self.dtype(dtype)), copy=False)
+        _notify("to_device", self, host.nbytes)
+        if self.name == "numpy":
+            return np.array(host, copy=True) if copy else host
+        return self.xp.asarray(host, device=self.device)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A host ``numpy.ndarray`` copy of ``a`` (a sync point on GPUs)."""
+        out = _to_numpy(a)
+        _notify("to_host", self, out.nbytes)
+        return out
+
+    def item(self, a: Any) -> float:
+        """Python float of a 0-d array.  Note: a CPU-GPU sync point."""
+        out = float(_to_numpy(a))
+        _notify("item", self, 8)
+        return out
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (no-op on CPU)."""
+        if self.name == "cupy":
+            import cupy
+            cupy.cuda.get_current_stream().synchronize()
+        elif self.name == "torch" and str(self.device).startswith("cuda"):
+            import torch
+            torch.cuda.synchronize(self.device)
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype:
+    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+    return np.dtype(name)
+
+
+def _is_foreign_array(obj: Any) -> bool:
+    if isinstance(obj, (np.ndarray, np.generic, list, tuple, int, float, bool)):
+        return False
+    from array_api_compat import is_array_api_obj
+    return is_array_api_obj(obj)
+
+
+def _to_numpy(a: Any) -> np.ndarray:
+    from array_api_compat import is_cupy_array, is_torch_array
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    if is_torch_array(a):
+        return a.detach().to("cpu").numpy().copy()
+    if is_cupy_array(a):
+        return a.get()
+    mod = type(a).__module__
+    if mod.startswith("array_api_strict"):
+        import array_api_strict
+        return np.array(np.asarray(a.to_device(array_api_strict.Device("CPU_DEVICE"))), copy=True)
+    return np.array(a, copy=True)
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """Host copy of an array from any backend (or of host data)."""
+    backend = backend_of(a) if _is_foreign_array(a) else None
+    if backend is not None:
+        return backend.to_numpy(a)
+    return _to_numpy(a)
+
+
+def backend_of(a: Any) -> "Backend":
+    """The :class:`Backend` an array lives on."""
+    from array_api_compat import array_namespace, device
+    xp = array_namespace(a)
+    dev = device(a)
+    for name in BACKEND_NAMES:
+        if name in _cache or _loadable(name):
+            b = _cache.get(name) or get_backend(name)
+            if b.xp is xp:
+                if b.device == dev:
+                    return b
+                return get_backend(f"{name}:{_device_label(name, dev)}")
+    raise ValueError(f"array of type {type(a).__name__} belongs to no anyxp_nn backend")
+
+
+def _device_label(name: str, dev: Any) -> str:
+    if name == "array_api_strict":
+        return str(dev).split("'")[1] if "'" in str(dev) else str(dev)
+    if name == "cupy":
+        return str(dev.id)
+    return str(dev)
+
+
+def _loadable(name: str) -> bool:
+    try:
+        _make(name, None)
+        return True
+    except Exception:
+        return False
+
+
+def _make(name: str, device_spec: str | None) -> Backend:
+    """Import the library and build a Backend; raise RuntimeError with the reason."""
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+        if device_spec not in (None, "cpu"):
+            raise RuntimeError(f"numpy has only the 'cpu' device, not {device_spec!r}")
+        return Backend(name, xp, "cpu", np.__version__, name)
+    if name == "array_api_strict":
+        try:
+            import array_api_strict as xp
+        except ImportError as e:
+            raise RuntimeError("array_api_strict is not installed (pip install array-api-strict)") from e
+        dev = xp.Device(device_spec) if device_spec else xp.Device("CPU_DEVICE")
+        label = name if device_spec in (None, "CPU_DEVICE") else f"{name}:{device_spec}"
+        return Backend(name, xp, dev, xp.__version__, label)
+    if name == "torch":
+        try:
+            import torch
+        except ImportError as e:
+            raise RuntimeError("torch is not installed") from e
+        import array_api_compat.torch as xp
+        dev = torch.device(device_spec or "cpu")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("torch: no CUDA device found")
+        label = name if device_spec in (None, "cpu") else f"{name}:{device_spec}"
+        return Backend(name, xp, dev, torch.__version__, label)
+    if name == "cupy":
+        try:
+            import cupy
+        except ImportError as e:
+            raise RuntimeError("cupy is not installed (pip install 'anyxp_nn[gpu]')") from e
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # no driver
+            raise RuntimeError(f"cupy: no CUDA device found ({e})") from e
+        if n == 0:
+            raise RuntimeError("cupy: no CUDA device found")
+        import array_api_compat.cupy as xp
+        dev = cupy.cuda.Device(int(device_spec or 0))
+        label = name if device_spec in (None, "0") else f"{name}:{device_spec}"
+        return Backend(name, xp, dev, cupy.__version__, label)
+    if name == "jax":
+        try:
+            import jax
+        except ImportError as e:
+            raise RuntimeError("jax is not installed") from e
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as xp
+        dev = jax.devices()[int(device_spec or 0)]
+        return Backend(name, xp, dev, jax.__version__, name if not device_spec else f"{name}:{device_spec}")
+    raise RuntimeError(f"unknown backend {name!r}")
+
+
+def backend_report() -> list[dict[str, str]]:
+    """One row per known backend: name, usable, version, device, reason."""
+    rows = []
+    for name in BACKEND_NAMES:
+        try:
+            b = _cache.get(name) or _make(name, None)
+            rows.append({"name": name, "usable": "yes", "version": b.version,
+                         "device": str(b.device), "reason": ""})
+        except Exception as e:
+            rows.append({"name": name, "usable": "no", "version": "", "device": "", "reason": str(e)})
+    return rows
+
+
+def available_backends() -> list[str]:
+    """The usable backends, in the order numpy, array_api_strict, torch, cupy, jax."""
+    return [r["name"] for r in backend_report() if r["usable"] == "yes"]
+
+
+def get_backend(name: "str | Backend | None" = None) -> Backend:
+    """The Backend for ``name`` (None: the process default, else $ANYXP_BACKEND, else numpy)."""
+    if isinstance(name, Backend):
+        return name
+    if name is None:
+        name = _default_name or os.environ.get("ANYXP_BACKEND") or "numpy"
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a name or a Backend, got {type(name).__name__}")
+    if name in _cache:
+        return _cache[name]
+    base, _, dev = name.partition(":")
+    if base not in BACKEND_NAMES:
+        usable = ", ".join(available_backends())
+        raise ValueError(f"unknown backend {name!r}; usable backends: {usable}")
+    try:
+        b = _make(base, dev or None)
+    except RuntimeError as e:
+        usable = ", ".join(available_backends())
+        raise ValueError(f"backend {name!r} is not usable ({e}); usable backends: {usable}") from None
+    _cache[name] = b
+    _cache.setdefault(b.label, b)
+    return b
+
+
+def set_backend(name: "str | Backend") -> Backend:
+    """Set the process-wide default backend; returns it."""
+    global _default_name
+    b = get_backend(name)
+    _default_name = b.label
+    return b
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+        return True
+    except Exception:
+        return False

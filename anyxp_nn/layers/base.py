@@ -1,0 +1,246 @@
+"""The layer protocol: ``forward(x, train) -> (y, backprop)`` plus parameter plumbing.
+
+A layer registers its :class:`Parameter` attributes, child layers and buffers
+by assignment (``self.weight = Parameter(...)``), in the order PyTorch would,
+so ``state_dict`` keys and layouts match ``torch.nn``.
+
+``backprop(dY, need_dx=True)`` accumulates into every parameter's ``grad`` and
+returns dL/dx; with ``need_dx=False`` (the first layer of a model, whose input
+needs no gradient) it may skip computing dx and return None.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..backend import Backend, backend_of, get_backend, to_numpy
+from ..parameter import Parameter
+
+__all__ = ["Layer", "Backprop", "StateDictError"]
+
+Backprop = Callable[..., Any]
+
+
+class StateDictError(KeyError):
+    """Missing or unexpected keys in ``load_state_dict`` (a KeyError with a readable message)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Layer:
+    """Base class of every layer and container.
+
+    Args:
+        backend: a backend name or :class:`Backend` (default: the process default).
+        dtype: a dtype name (``"float32"``) or the backend's dtype object (default float32).
+    """
+
+    def __init__(self, *, backend: "str | Backend | None" = None, dtype: Any = None):
+        object.__setattr__(self, "_params", {})
+        object.__setattr__(self, "_children", {})
+        object.__setattr__(self, "_buffers", [])
+        self.backend = get_backend(backend)
+        self.dtype = self.backend.dtype(dtype)
+
+    # -- registration ------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Parameter):
+            self._params[name] = value
+        elif isinstance(value, Layer):
+            self._children[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: Any) -> None:
+        """A non-trainable array saved in ``state_dict`` (e.g. BatchNorm running stats)."""
+        if name not in self._buffers:
+            self._buffers.append(name)
+        object.__setattr__(self, name, value)
+
+    # -- the protocol ------------------------------------------------------------
+    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+        """Return ``(y, backprop)``; ``backprop(dY)`` accumulates grads and returns dX."""
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def __call__(self, x: Any) -> Any:
+        """Inference: ``forward(x, train=False)[0]``."""
+        return self.forward(x, train=False)[0]
+
+    # -- traversal ---------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, "Layer"]]:
+        return iter(self._children.items())
+
+    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, "Layer"]]:
+        """This layer and every descendant, with dotted names ("" for self)."""
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child.named_layers(f"{prefix}{name}." if prefix else f"{name}.")
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(dotted name, Parameter)`` in PyTorch's order."""
+        for name, p in self._params.items():
+            yield prefix + name, p
+        for name, child in self._children.items():
+            yield from child.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        for name in self._buffers:
+            yield prefix + name, getattr(self, name)
+        for name, child in self._children.items():
+            yield from child.named_buffers(f"{prefix}{name}.")
+
+    def _state_items(self, prefix: str = "") -> Iterator[tuple[str, "Layer", str, bool]]:
+        """(key, owner, attribute, is_parameter) in PyTorch's state_dict order."""
+        for name in self._params:
+            yield prefix + name, self, name, True
+        for name in self._buffers:
+            yield prefix + name, self, name, False
+        for name, child in self._children.items():
+            yield from child._state_items(f"{prefix}{name}.")
+
+    # -- gradients and freezing --------------------------------------------------
+    def zero_grad(self) -> None:
+        """Reset every gradient to None (the next backward writes fresh arrays)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def freeze(self) -> "Layer":
+        for p in self.parameters():
+            p.requires_grad = False
+            p.grad = None
+        return self
+
+    def unfreeze(self) -> "Layer":
+        for p in self.parameters():
+            p.requires_grad = True
+        return self
+
+    # -- state -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers as host NumPy copies, PyTorch key names."""
+        return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
+                for key, owner, attr, is_p in self._state_items()}
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Load parameters and buffers from NumPy or any backend's arrays.
+
+        Every key, shape and value is checked before anything is written, so a
+        failed load leaves the model unchanged.
+        """
+        if not hasattr(state, "items"):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got {type(state).__name__}")
+        items = list(self._state_items())
+        expected = {key for key, *_ in items}
+        missing = [k for k in expected if k not in state]
+        extra = [k for k in state if k not in expected]
+        if strict and (missing or extra):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {sorted(missing)}")
+            if extra:
+                parts.append(f"unexpected keys {sorted(extra)}")
+            raise StateDictError(f"{type(self).__name__}.load_state_dict: " + "; ".join(parts)
+                                 + f" (expected keys: {[k for k, *_ in items]})")
+        staged = []
+        for key, owner, attr, is_p in items:
+            if key not in state:
+                continue
+            current = getattr(owner, attr).data if is_p else getattr(owner, attr)
+            value = to_numpy(state[key]) if not isinstance(state[key], np.ndarray) else state[key]
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {key!r} has shape "
+                                 f"{tuple(value.shape)}, expected {tuple(current.shape)}")
+            if value.dtype.kind not in "fiub":
+                raise TypeError(f"{type(self).__name__}.load_state_dict: {key!r} has dtype {value.dtype}, "
+                                "expected a numeric array")
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {key!r} holds non-finite values")
+            staged.append((owner, attr, is_p, value, current.dtype))
+        for owner, attr, is_p, value, dtype in staged:
+            arr = owner.backend.asarray(np.array(value, copy=True), dtype=dtype)
+            if is_p:
+                getattr(owner, attr).data = arr
+            else:
+                object.__setattr__(owner, attr, arr)
+
+    # -- moving ------------------------------------------------------------------
+    def to(self, backend: "str | Backend | None" = None, dtype: Any = None) -> "Layer":
+        """Move (and/or cast) parameters, gradients and floating buffers; returns self."""
+        target = get_backend(backend) if backend is not None else self.backend
+        new_dtype = target.dtype(dtype) if dtype is not None else target.dtype(_dtype_name(self.dtype))
+        for _, layer in self.named_layers():
+            for p in layer._params.values():
+                p.data = _move(p.data, target, new_dtype)
+                if p.grad is not None:
+                    p.grad = _move(p.grad, target, new_dtype)
+            for name in layer._buffers:
+                buf = getattr(layer, name)
+                floating = _dtype_name(buf.dtype).startswith("float")
+                object.__setattr__(layer, name, _move(buf, target, new_dtype if floating else None))
+            object.__setattr__(layer, "backend", target)
+            object.__setattr__(layer, "dtype", new_dtype)
+            layer._moved()
+        return self
+
+    def _moved(self) -> None:
+        """Hook for layers that cache backend-specific constants."""
+
+    # -- input checks ------------------------------------------------------------
+    def _check_input(self, x: Any, ndim: "int | tuple[int, ...] | None" = None,
+                     what: str = "input") -> None:
+        """Raise a clear error for an input on another backend/device, of the wrong dtype or rank."""
+        b = self.backend
+        if not b.owns(x):
+            try:
+                where = backend_of(x).label
+            except (TypeError, ValueError):
+                where = type(x).__name__
+            raise ValueError(f"{self._name()}: {what} is on backend {where!r}, expected {b.label!r} "
+                             f"(the layer's); move it with backend.asarray or the layer with .to()")
+        if x.dtype != self.dtype:
+            got, want = _dtype_name(x.dtype), _dtype_name(self.dtype)
+            kind = "integer" if "int" in got or got == "bool" else got
+            raise TypeError(f"{self._name()}: {what} has dtype {got} ({kind} input), expected {want}; "
+                            f"cast it with xp.astype(x, xp.{want}) or the layer with .to(dtype={got!r})")
+        if ndim is not None:
+            allowed = (ndim,) if isinstance(ndim, int) else ndim
+            if x.ndim not in allowed:
+                raise ValueError(f"{self._name()}: expected a {'-D or '.join(map(str, allowed))}-D {what}, "
+                                 f"got shape {tuple(x.shape)}")
+
+    def _name(self) -> str:
+        return self.extra_repr_name()
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def extra_repr_name(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def __repr__(self) -> str:
+        if not self._children:
+            return self.extra_repr_name()
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._children.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None)
+    if isinstance(name, str):
+        return name
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def _move(a: Any, target: Backend, dtype: Any) -> Any:
+    if target.owns(a):
+        return a if dtype is None or a.dtype == dtype else target.xp.astype(a, dtype)
+    host = to_numpy(a)
+    return target.asarray(host, dtype=dtype)

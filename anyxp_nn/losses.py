@@ -1,0 +1,128 @@
+"""Losses: each returns ``(loss, dLoss/dInput)`` with mean reduction.
+
+``loss`` is a 0-d array on the inputs' backend (reading it with ``float()`` is a
+host sync point; do it once per log interval).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from array_api_compat import array_namespace, device as _device
+
+from .backend import backend_of
+
+__all__ = ["softmax_cross_entropy", "mse", "binary_cross_entropy_with_logits", "one_hot"]
+
+
+def _floating(xp: Any, a: Any, what: str) -> None:
+    if not xp.isdtype(a.dtype, "real floating"):
+        raise TypeError(f"{what} must be a real floating array, got dtype {a.dtype}")
+
+
+def _same_place(a: Any, b: Any, fn: str, names: tuple[str, str]) -> None:
+    try:
+        same = array_namespace(a) is array_namespace(b) and _device(a) == _device(b)
+    except TypeError:
+        same = False
+    if not same:
+        raise ValueError(f"{fn}: `{names[1]}` is on {_where(b)}, expected {_where(a)} like `{names[0]}`")
+
+
+def _where(a: Any) -> str:
+    try:
+        return repr(backend_of(a).label)
+    except (TypeError, ValueError):
+        return type(a).__name__
+
+
+def one_hot(labels: Any, num_classes: int, dtype: Any) -> Any:
+    """(N,) int class ids -> (N, C) one-hot of ``dtype`` on the labels' device."""
+    xp = array_namespace(labels)
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=_device(labels))
+    return xp.astype(labels[:, None] == classes[None, :], dtype)
+
+
+def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0,
+                          check_labels: bool = True) -> tuple[Any, Any]:
+    """Mean cross-entropy of softmax(logits) against class ids or soft targets.
+
+    Args:
+        logits: (N, C) real floating.
+        labels: (N,) integer class ids in [0, C), or (N, C) soft targets (e.g. from MixUp)
+            whose rows sum to 1.
+        label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C
+            (Szegedy et al., 2016), as ``torch.nn.functional.cross_entropy``.
+        check_labels: verify class ids are in range (one host sync; pass False in hot loops
+            on a GPU once the data is known good).
+
+    Returns:
+        loss (0-d), dlogits (N, C) = (softmax(logits) - targets) / N.
+
+    Stable for any finite logits: log-softmax is computed as z - logsumexp(z) with
+    z = logits - max(logits), so exp never overflows (logits of +-1e4 are fine).
+    """
+    xp = array_namespace(logits)
+    fn = "softmax_cross_entropy"
+    _floating(xp, logits, f"{fn}: logits")
+    if logits.ndim != 2:
+        raise ValueError(f"{fn}: logits must be (N, C), got shape {tuple(logits.shape)}")
+    _same_place(logits, labels, fn, ("logits", "labels"))
+    n, c = logits.shape
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"{fn}: label_smoothing must be in [0, 1), got {label_smoothing}")
+    if labels.ndim == 2:
+        if tuple(labels.shape) != (n, c):
+            raise ValueError(f"{fn}: soft targets must have the logits' shape {(n, c)}, got {tuple(labels.shape)}")
+        _floating(xp, labels, f"{fn}: soft targets")
+        target = xp.astype(labels, logits.dtype)
+    else:
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise ValueError(f"{fn}: labels must be (N,) = ({n},) class ids, got shape {tuple(labels.shape)}")
+        if not xp.isdtype(labels.dtype, "integral"):
+            raise TypeError(f"{fn}: labels must be integer class ids, got dtype {labels.dtype}")
+        if check_labels and n:
+            # note: a host sync point (one bool per call)
+            if bool(xp.any((labels < 0) | (labels >= c))):
+                lo, hi = int(xp.min(labels)), int(xp.max(labels))
+                raise ValueError(f"{fn}: labels must be in [0, {c}) for {c} classes, got values in [{lo}, {hi}]")
+        target = one_hot(labels, c, logits.dtype)
+    if label_smoothing:
+        target = target * (1.0 - label_smoothing) + label_smoothing / c
+    z = logits - xp.max(logits, axis=1, keepdims=True)
+    e = xp.exp(z)
+    s = xp.sum(e, axis=1, keepdims=True)
+    logp = z - xp.log(s)  # (N, C) log-softmax
+    loss = -xp.sum(target * logp) / n
+    dlogits = (e / s - target) * (1.0 / n)
+    return loss, dlogits
+
+
+def mse(pred: Any, target: Any) -> tuple[Any, Any]:
+    """Mean squared error over all elements; grad 2 (pred - target) / size."""
+    xp = array_namespace(pred)
+    _floating(xp, pred, "mse: pred")
+    _same_place(pred, target, "mse", ("pred", "target"))
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(f"mse: target shape {tuple(target.shape)} does not match pred shape {tuple(pred.shape)}")
+    d = pred - xp.astype(target, pred.dtype)
+    size = max(1, int(d.size) if d.size is not None else 1)
+    return xp.sum(d * d) / size, d * (2.0 / size)
+
+
+def binary_cross_entropy_with_logits(logits: Any, targets: Any) -> tuple[Any, Any]:
+    """Mean BCE of sigmoid(logits) vs targets in [0, 1], never overflowing.
+
+    loss = max(x, 0) - x t + log(1 + e^-|x|);   dloss/dx = (sigmoid(x) - t) / size.
+    """
+    xp = array_namespace(logits)
+    fn = "binary_cross_entropy_with_logits"
+    _floating(xp, logits, f"{fn}: logits")
+    _same_place(logits, targets, fn, ("logits", "targets"))
+    if tuple(logits.shape) != tuple(targets.shape):
+        raise ValueError(f"{fn}: targets shape {tuple(targets.shape)} does not match logits {tuple(logits.shape)}")
+    t = xp.astype(targets, logits.dtype)
+    e = xp.exp(-xp.abs(logits))
+    size = max(1, int(logits.size))
+    loss = xp.sum(xp.maximum(logits, 0.0) - logits * t + xp.log1p(e)) / size
+    sig = xp.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return loss, (sig - t) * (1.0 / size)

@@ -1,0 +1,155 @@
+"""A declarative layer check: one :class:`LayerCase` per layer configuration.
+
+``check_layer(case, backend)`` runs, on one backend:
+
+1. a float64 numerical gradient check (inputs and parameters);
+2. forward/backward equality with the PyTorch module ``case.torch`` builds,
+   after loading our ``state_dict`` into it (so key names and layouts are checked too);
+3. equivalence with the NumPy backend in float32 from the same seed;
+4. dtype and device preserved (output, dX, every grad) and the input not mutated;
+5. the expected errors: wrong dtype, integer input, an array from another
+   backend, and the case's own bad inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..backend import Backend, get_backend
+from ..layers.base import Layer
+from ..random import manual_seed
+from .assert_close import assert_close
+from .gradcheck import gradcheck
+
+__all__ = ["LayerCase", "check_layer", "CHECKS"]
+
+CHECKS = ("gradcheck", "torch", "numpy_equivalence", "dtype_device", "errors")
+
+
+@dataclass
+class LayerCase:
+    """One row of the layer table.
+
+    Attributes:
+        name: test id.
+        build: ``build(backend=, dtype=) -> Layer`` (weights drawn after ``manual_seed(seed)``).
+        input_shape: shape of the test input (keep it small: gradcheck is O(size)).
+        torch: optional ``() -> torch.nn.Module`` equivalent (float64 is applied by the check).
+        make_input: optional ``(numpy Generator, shape) -> float64 ndarray``.
+        train: run forward in training mode.
+        bad_inputs: ``[(shape, ExceptionType, match_regex)]`` that must raise.
+        gradcheck_tol: ``(rtol, atol)`` for the float64 gradient check.
+        skip: names of checks from :data:`CHECKS` to skip, with the reason in a comment.
+    """
+    name: str
+    build: Callable[..., Layer]
+    input_shape: tuple[int, ...]
+    torch: Callable[[], Any] | None = None
+    make_input: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray] | None = None
+    train: bool = True
+    bad_inputs: list[tuple[tuple[int, ...], type, str]] = field(default_factory=list)
+    gradcheck_tol: tuple[float, float] = (1e-5, 1e-7)
+    skip: tuple[str, ...] = ()
+    seed: int = 0
+
+    def input(self, seed: int = 1) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        if self.make_input is not None:
+            return np.asarray(self.make_input(rng, self.input_shape), dtype=np.float64)
+        return rng.standard_normal(self.input_shape)
+
+    def make(self, backend: "str | Backend", dtype: str) -> Layer:
+        manual_seed(self.seed)
+        return self.build(backend=backend, dtype=dtype)
+
+
+def _run(layer: Layer, x: Any, dy_host: np.ndarray | None, train: bool) -> tuple[Any, Any, dict[str, Any]]:
+    b = layer.backend
+    manual_seed(1234)
+    y, backprop = layer.forward(x, train=train)
+    dy = b.asarray(dy_host if dy_host is not None else np.ones(tuple(y.shape)), dtype=y.dtype)
+    layer.zero_grad()
+    dx = backprop(dy)
+    grads = {n: p.grad for n, p in layer.named_parameters()}
+    return y, dx, grads
+
+
+def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ...] = CHECKS) -> None:
+    """Run the checks of :data:`CHECKS` (minus ``case.skip``) for ``case`` on ``backend``."""
+    b = get_backend(backend)
+    todo = [c for c in checks if c not in case.skip]
+    x64 = case.input()
+    rng = np.random.default_rng(7)
+
+    if "gradcheck" in todo:
+        layer = case.make(b, "float64")
+        rtol, atol = case.gradcheck_tol
+        gradcheck(layer, b.asarray(x64), rtol=rtol, atol=atol, train=case.train)
+
+    if "torch" in todo and case.torch is not None:
+        _compare_torch(case, b, x64, rng)
+
+    if "numpy_equivalence" in todo or "dtype_device" in todo:
+        layer = case.make(b, "float32")
+        x = b.asarray(x64, dtype="float32")
+        before = b.to_numpy(x)
+        y, _ = layer.forward(x, train=case.train)
+        dy_host = rng.standard_normal(tuple(y.shape))
+        y, dx, grads = _run(layer, x, dy_host, case.train)
+        if "dtype_device" in todo:
+            assert b.owns(y) and y.dtype == b.xp.float32, f"{case.name}: output {y.dtype} not float32 on {b.label}"
+            assert b.owns(dx) and dx.dtype == b.xp.float32, f"{case.name}: dx {dx.dtype} not float32 on {b.label}"
+            for n, g in grads.items():
+                assert g is not None and b.owns(g) and g.dtype == b.xp.float32, f"{case.name}: grad of {n}"
+            np.testing.assert_array_equal(b.to_numpy(x), before, err_msg=f"{case.name}: forward/backward mutated the input")
+        if "numpy_equivalence" in todo and b.name != "numpy":
+            ref = case.make("numpy", "float32")
+            ry, rdx, rgrads = _run(ref, get_backend("numpy").asarray(x64, dtype="float32"), dy_host, case.train)
+            assert_close(b.to_numpy(y), ry, rtol=1e-4, atol=1e-5, msg=f"{case.name} forward vs numpy")
+            assert_close(b.to_numpy(dx), rdx, rtol=1e-4, atol=1e-5, msg=f"{case.name} dx vs numpy")
+            for n in rgrads:
+                assert_close(b.to_numpy(grads[n]), rgrads[n], rtol=1e-4, atol=1e-4, msg=f"{case.name} grad {n} vs numpy")
+
+    if "errors" in todo:
+        _check_errors(case, b, x64)
+
+
+def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.Generator) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    layer = case.make(b, "float64")
+    tmod = case.torch().double()
+    tmod.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()}, strict=True)
+    tmod.train(case.train)
+    tx = torch.from_numpy(x64.copy()).requires_grad_(True)
+    ty = tmod(tx)
+    dy = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.from_numpy(dy))
+    y, dx, grads = _run(layer, b.asarray(x64), dy, case.train)
+    assert_close(b.to_numpy(y), ty.detach().numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} forward vs torch")
+    assert_close(b.to_numpy(dx), tx.grad.numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} dx vs torch")
+    for n, tp in tmod.named_parameters():
+        assert_close(b.to_numpy(grads[n]), tp.grad.numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} grad {n} vs torch")
+    for n, tb in tmod.named_buffers():
+        if n in layer.state_dict():
+            assert_close(layer.state_dict()[n], tb.detach().numpy(), rtol=1e-7, atol=1e-9,
+                         msg=f"{case.name} buffer {n} vs torch", check_dtype=False)
+
+
+def _check_errors(case: LayerCase, b: Backend, x64: np.ndarray) -> None:
+    import pytest
+    layer = case.make(b, "float32")
+    with pytest.raises(TypeError, match="float64"):
+        layer.forward(b.asarray(x64, dtype="float64"), train=case.train)
+    with pytest.raises(TypeError, match="integer"):
+        layer.forward(b.asarray(np.ones(case.input_shape, dtype=np.int64)), train=case.train)
+    other = get_backend("array_api_strict" if b.name == "numpy" else "numpy")
+    with pytest.raises(ValueError, match="backend"):
+        layer.forward(other.asarray(x64, dtype="float32"), train=case.train)
+    for shape, exc, match in case.bad_inputs:
+        with pytest.raises(exc, match=match):
+            layer.forward(b.asarray(np.ones(shape), dtype="float32"), train=case.train)

@@ -1,0 +1,60 @@
+"""pytest plugin (entry point ``pytest11``): run a test on every available backend.
+
+Fixtures:
+    ``backend``: a :class:`~anyxp_nn.backend.Backend`; every test asking for it
+        runs once per backend in ``--anyxp-backends`` (default: numpy,
+        array_api_strict, array_api_strict:device1, torch, cupy).  Backends that
+        cannot run here (no torch, no CUDA device) skip with the reason.
+    ``xp``: ``backend.xp``.
+Marker:
+    ``@pytest.mark.anyxp_skip("torch", reason="...")``: skip those backends for one test.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+DEFAULT_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy")
+
+
+def pytest_addoption(parser: Any) -> None:
+    group = parser.getgroup("anyxp_nn")
+    group.addoption("--anyxp-backends", default=None,
+                    help="comma-separated backends for the `backend` fixture "
+                         f"(default: {','.join(DEFAULT_BACKENDS)}; unusable ones skip)")
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "anyxp_skip(*backends, reason=''): skip this test on the named backends")
+
+
+def selected_backends(config: Any) -> list[str]:
+    opt = config.getoption("--anyxp-backends", default=None)
+    if opt:
+        return [s.strip() for s in opt.split(",") if s.strip()]
+    return list(DEFAULT_BACKENDS)
+
+
+def pytest_generate_tests(metafunc: Any) -> None:
+    if "backend" in metafunc.fixturenames:
+        names = selected_backends(metafunc.config)
+        metafunc.parametrize("backend", names, indirect=True, ids=names)
+
+
+@pytest.fixture
+def backend(request: Any) -> Any:
+    from anyxp_nn.backend import get_backend
+    label = request.param
+    marker = request.node.get_closest_marker("anyxp_skip")
+    if marker is not None and (label in marker.args or label.split(":")[0] in marker.args):
+        pytest.skip(marker.kwargs.get("reason", f"skipped on {label}"))
+    try:
+        return get_backend(label)
+    except ValueError as e:
+        pytest.skip(str(e).split("; usable")[0])
+
+
+@pytest.fixture
+def xp(backend: Any) -> Any:
+    return backend.xp
