@@ -5,6 +5,7 @@ host sync point; do it once per log interval).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from array_api_compat import array_namespace, device as _device
@@ -105,7 +106,7 @@ def mse(pred: Any, target: Any) -> tuple[Any, Any]:
     if tuple(pred.shape) != tuple(target.shape):
         raise ValueError(f"mse: target shape {tuple(target.shape)} does not match pred shape {tuple(pred.shape)}")
     d = pred - xp.astype(target, pred.dtype)
-    size = max(1, int(d.size) if d.size is not None else 1)
+    size = max(1, math.prod(d.shape))
     return xp.sum(d * d) / size, d * (2.0 / size)
 
 
@@ -122,7 +123,7 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any) -> tuple[Any, An
         raise ValueError(f"{fn}: targets shape {tuple(targets.shape)} does not match logits {tuple(logits.shape)}")
     t = xp.astype(targets, logits.dtype)
     e = xp.exp(-xp.abs(logits))
-    size = max(1, int(logits.size))
+    size = max(1, math.prod(logits.shape))
     loss = xp.sum(xp.maximum(logits, 0.0) - logits * t + xp.log1p(e)) / size
     sig = xp.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     return loss, (sig - t) * (1.0 / size)
