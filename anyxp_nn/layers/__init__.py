@@ -8,3 +8,8 @@ __all__ = ["Layer", "StateDictError", "Sequential", "Linear", "ReLU", "LeakyReLU
            "Tanh", "GELU", "Softmax", "Identity"]
 
 # Layers added by other modules register here (one import line each).
+from .batchnorm import BatchNorm1D, BatchNorm2D  # noqa: E402
+from .dropout import Dropout  # noqa: E402
+from .layernorm import LayerNorm  # noqa: E402
+from .residual import Residual  # noqa: E402
+__all__ += ["BatchNorm1D", "BatchNorm2D", "LayerNorm", "Dropout", "Residual"]
