@@ -1,0 +1,248 @@
+"""DataLoader: host NumPy data -> shuffled device batches, moved in one place.
+
+The loader is the only place where training data crosses from the host to the
+backend.  Two modes:
+
+* ``on_device=True``: the whole dataset is moved once; each epoch moves one
+  permutation (``n`` int64) and batches are gathered on the device with
+  ``xp.take``.
+* ``on_device=False``: each batch is gathered on the host (NumPy fancy
+  indexing) and moved as one array per tensor; with ``prefetch=True`` a
+  background thread prepares batch ``k+1`` while the model works on batch ``k``.
+
+``on_device="auto"`` keeps the dataset on the device when it is smaller than
+``device_budget_bytes`` (default 512 MiB), and always on NumPy, where host and
+device are the same memory.
+
+Shuffles come from ``anyxp_nn.random.get_rng(rng).permutation(n)`` on the host,
+so the same seed gives the same batches on every backend.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .backend import Backend, get_backend
+from .random import Generator, get_rng
+
+__all__ = ["DataLoader", "as_loader"]
+
+Augment = Callable[..., Any]
+
+
+def _host(a: Any, what: str) -> np.ndarray:
+    if isinstance(a, np.ndarray):
+        return a
+    if isinstance(a, (list, tuple)):
+        return np.asarray(a)
+    raise TypeError(f"DataLoader: `{what}` must be a host numpy.ndarray, got {type(a).__name__} "
+                    "(the loader moves data to the backend itself; pass nn.to_numpy(a))")
+
+
+class DataLoader:
+    """Iterate over ``(xb, yb)`` batches on a backend.
+
+    Args:
+        x: (N, ...) host array of inputs; cast to ``dtype`` (float32 by default).
+        y: (N,) integer class ids (``labels=True``), or (N, ...) float targets
+            (``labels=False``).
+        batch_size: samples per batch.
+        shuffle: draw a fresh permutation each epoch from ``rng``.
+        drop_last: drop the last, smaller batch.
+        augment: ``augment(xb, rng=...)`` applied to every device batch (e.g. an
+            ``anyxp_nn.augment`` transform); gets this loader's generator.
+        backend: where batches go (default: the process default backend).
+        rng: ``None`` (the default generator), an int seed or a Generator.
+        on_device: ``"auto"`` | ``True`` | ``False`` (see the module docstring).
+        prefetch: prepare the next batch in a background thread (``on_device=False`` only).
+        labels: y holds class ids (checked to be integers, and < ``num_classes`` if given).
+        num_classes: optional number of classes; labels outside ``[0, num_classes)`` raise.
+        dtype: dtype of the x batches.
+    """
+
+    def __init__(self, x: Any, y: Any, batch_size: int = 64, shuffle: bool = True,
+                 drop_last: bool = False, augment: "Augment | None" = None,
+                 backend: "str | Backend | None" = None, rng: "Generator | int | None" = None, *,
+                 on_device: "str | bool" = "auto", prefetch: bool = False, labels: bool = True,
+                 num_classes: "int | None" = None, dtype: Any = "float32",
+                 device_budget_bytes: int = 512 * 2**20):
+        x, y = _host(x, "x"), _host(y, "y")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"DataLoader: `batch_size` must be a positive int, got {batch_size!r}")
+        if x.ndim < 1 or y.ndim < 1:
+            raise ValueError(f"DataLoader: x and y need a sample axis, got shapes {x.shape} and {y.shape}")
+        if len(x) != len(y):
+            raise ValueError(f"DataLoader: x has {len(x)} samples but y has {len(y)}; "
+                             "they must have the same length")
+        if len(x) == 0:
+            raise ValueError("DataLoader: the dataset is empty (0 samples)")
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"DataLoader: x must be numeric, got dtype {x.dtype}")
+        if x.dtype.kind == "f":
+            bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"DataLoader: x contains non-finite values (NaN or inf) in "
+                                 f"{int(bad.sum())} sample(s), first at index {first}")
+        if labels:
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"DataLoader: labels y must be integers (class ids), got dtype {y.dtype}; "
+                                "cast with y.astype(np.int64), or pass labels=False for float targets")
+            if y.ndim != 1:
+                raise ValueError(f"DataLoader: labels y must be 1-D (N,), got shape {y.shape}")
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or (num_classes is not None and hi >= num_classes):
+                top = f"{num_classes}" if num_classes is not None else "num_classes"
+                raise ValueError(f"DataLoader: labels must be in [0, {top}), got values in [{lo}, {hi}]")
+            y = y.astype(np.int64, copy=False)
+        else:
+            if y.dtype.kind not in "fiub":
+                raise TypeError(f"DataLoader: y must be numeric, got dtype {y.dtype}")
+            if y.dtype.kind == "f" and not np.isfinite(y).all():
+                raise ValueError("DataLoader: y contains non-finite values (NaN or inf)")
+            y = y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y
+        if on_device not in ("auto", True, False):
+            raise ValueError(f"DataLoader: `on_device` must be 'auto', True or False, got {on_device!r}")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"DataLoader: `augment` must be callable augment(xb, rng=...), "
+                            f"got {type(augment).__name__}")
+
+        self.backend = get_backend(backend)
+        self.rng = get_rng(rng)
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self.augment, self.prefetch = augment, prefetch
+        self.labels, self.num_classes = labels, num_classes
+        self.dtype = self.backend.dtype(dtype)
+        self.x = x.astype(_host_dtype(self.dtype), copy=False)
+        self.y = y
+        self.epoch = 0
+        if on_device == "auto":
+            on_device = (self.backend.name == "numpy"
+                         or self.x.nbytes + self.y.nbytes <= device_budget_bytes)
+        self.on_device = bool(on_device)
+        self._xd = self._yd = None
+        if self.on_device:  # one transfer for the whole dataset
+            self._xd = self.backend.asarray(self.x, dtype=self.dtype)
+            self._yd = self.backend.asarray(self.y)
+
+    # -- sizes -------------------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        return len(self.x)
+
+    def __len__(self) -> int:
+        n, b = len(self.x), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __repr__(self) -> str:
+        return (f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"backend={self.backend.label!r}, on_device={self.on_device})")
+
+    # -- iteration ---------------------------------------------------------------
+    def _order(self) -> np.ndarray:
+        n = len(self.x)
+        return self.rng.permutation(n) if self.shuffle else np.arange(n)
+
+    def _slices(self, n: int) -> list[tuple[int, int]]:
+        b = self.batch_size
+        stop = n - n % b if self.drop_last else n
+        return [(i, min(i + b, n)) for i in range(0, stop, b)]
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        order = self._order()
+        self.epoch += 1
+        spans = self._slices(len(order))
+        if self.on_device:
+            batches = self._device_batches(order, spans)
+        elif self.prefetch:
+            batches = _prefetched(self._host_batches(order, spans))
+        else:
+            batches = self._host_batches(order, spans)
+        for xb, yb in batches:
+            if self.augment is not None:
+                xb = self.augment(xb, rng=self.rng)
+            yield xb, yb
+
+    def _device_batches(self, order: np.ndarray, spans: list) -> Iterator[tuple[Any, Any]]:
+        xp, b = self.backend.xp, self.backend
+        if not self.shuffle:
+            for i, j in spans:
+                yield self._xd[i:j, ...], self._yd[i:j]
+            return
+        perm = b.asarray(order.astype(np.int64))  # one (N,) transfer per epoch
+        for i, j in spans:
+            idx = perm[i:j]
+            yield xp.take(self._xd, idx, axis=0), xp.take(self._yd, idx, axis=0)
+
+    def _host_batches(self, order: np.ndarray, spans: list) -> Iterator[tuple[Any, Any]]:
+        b = self.backend
+        for i, j in spans:
+            idx = order[i:j]
+            yield b.asarray(self.x[idx], dtype=self.dtype), b.asarray(self.y[idx])
+
+    # -- state (for checkpoints) -------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state: epoch counter and the generator state."""
+        return {"epoch": self.epoch, "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or "rng" not in state:
+            raise ValueError(f"DataLoader.load_state_dict: expected a dict with 'epoch' and 'rng', got {state!r:.80}")
+        self.rng.set_state(state["rng"])
+        self.epoch = int(state.get("epoch", 0))
+
+
+def _host_dtype(dtype: Any) -> np.dtype:
+    """The NumPy dtype matching a backend dtype object (torch.float32, array_api_strict.float32, ...)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
+def _prefetched(gen: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Run ``gen`` one item ahead in a daemon thread (the host->device copy overlaps compute)."""
+    q: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in gen:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, daemon=True, name="anyxp-prefetch")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock the producer so it can exit
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(timeout=0.01)
+
+
+def as_loader(data: Any, batch_size: int = 256, backend: "str | Backend | None" = None,
+              what: str = "val_data") -> DataLoader:
+    """A DataLoader as is, or an ``(x, y)`` host pair wrapped in an unshuffled one."""
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return DataLoader(data[0], data[1], batch_size=batch_size, shuffle=False, backend=backend)
+    raise TypeError(f"`{what}` must be an (x, y) pair of host arrays or a DataLoader, got {type(data).__name__}")

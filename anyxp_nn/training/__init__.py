@@ -1,0 +1,10 @@
+"""Training: the ``fit`` loop, its ``History``, metrics and callbacks (one idea per file)."""
+from . import callbacks, metrics
+from .callbacks import (Callback, CSVLogger, EarlyStopping, FitState, JSONLogger, LRSchedule, ModelCheckpoint,
+                        NonFiniteGuard, NonFiniteLossError, TerminateOnNaN)
+from .fit import evaluate, fit
+from .history import History
+
+__all__ = ["fit", "evaluate", "History", "callbacks", "metrics", "Callback", "FitState", "EarlyStopping",
+           "ModelCheckpoint", "LRSchedule", "NonFiniteGuard", "TerminateOnNaN", "NonFiniteLossError",
+           "CSVLogger", "JSONLogger"]

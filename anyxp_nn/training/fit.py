@@ -1,0 +1,278 @@
+"""fit: the training loop, with at most one host read per log interval.
+
+Each step: ``forward -> loss_fn -> backprop(need_dx=False) -> optimizer.step()``.
+The step's loss and metric sums stay on the device as one small vector; every
+``log_every`` steps (and at the end of each epoch) the pending vectors are
+stacked and read to the host in **one** transfer.  That read is the only
+CPU-GPU sync of the training loop, and also where the progress bar, the
+per-step history and ``on_log`` callbacks (e.g. the non-finite guard) update.
+
+Ctrl-C (KeyboardInterrupt) stops cleanly: the steps already taken are read and
+recorded, a warning says where training stopped, and the history is returned.
+Checkpoints are only written at epoch ends, atomically, so the last one is intact.
+"""
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import losses as _losses
+from ..data import DataLoader, as_loader
+from .callbacks import Callback, FitState
+from .history import History
+from .metrics import ConfusionMatrix, Metric, get_metrics
+
+__all__ = ["fit", "evaluate"]
+
+LossFn = Callable[[Any, Any], tuple[Any, Any]]
+
+
+def _check_labels(loader: DataLoader, num_classes: int, what: str) -> None:
+    """Host-side range check of class ids against the model's output width (no device sync)."""
+    if not loader.labels or loader.y.size == 0:
+        return
+    lo, hi = int(loader.y.min()), int(loader.y.max())
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"fit: {what} labels are in [{lo}, {hi}] but the model outputs {num_classes} classes; "
+                         f"labels must be in [0, {num_classes})")
+
+
+def _fast_loss(loss_fn: LossFn) -> LossFn:
+    # Labels were range-checked on the host, so skip the per-step device check (a sync point).
+    if loss_fn is _losses.softmax_cross_entropy:
+        return functools.partial(_losses.softmax_cross_entropy, check_labels=False)
+    return loss_fn
+
+
+def _step_vector(xp: Any, loss: Any, logits: Any, yb: Any, metrics: list[Metric]) -> Any:
+    """(1 + len(metrics),) device vector: batch loss, then each metric's batch sum."""
+    parts = [xp.reshape(xp.astype(loss, logits.dtype), (1,))]
+    parts += [xp.reshape(m.batch(logits, yb), (-1,)) for m in metrics]
+    return xp.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def evaluate(model: Any, data: Any, loss_fn: "LossFn | None" = None,
+             metrics: "Sequence[Any] | str | None" = ("accuracy",), batch_size: int = 256) -> dict[str, Any]:
+    """Loss and metrics of ``model`` (inference mode) on ``data`` = (x, y) host arrays or a DataLoader.
+
+    All batch results stay on the device and are read in one transfer at the end.
+    """
+    loader = as_loader(data, batch_size=batch_size, backend=model.backend, what="data")
+    if loader.backend != model.backend:
+        raise ValueError(f"evaluate: the data loader yields batches on {loader.backend.label!r} "
+                         f"but the model is on {model.backend.label!r}")
+    ms = get_metrics(metrics)
+    xp = model.backend.xp
+    loss_fn = _fast_loss(loss_fn) if loss_fn is not None else None
+    total, n, sizes = None, 0, None
+    for xb, yb in loader:
+        logits = model(xb)
+        if sizes is None:
+            if logits.ndim == 2:
+                _check_labels(loader, int(logits.shape[1]), "validation")
+            c = int(logits.shape[1]) if logits.ndim == 2 else 1
+            sizes = [c * c if isinstance(m, ConfusionMatrix) else 1 for m in ms]
+        parts = []
+        if loss_fn is not None:
+            loss, _ = loss_fn(logits, yb)
+            parts.append(xp.reshape(xp.astype(loss, logits.dtype) * float(xb.shape[0]), (1,)))
+        parts += [xp.reshape(m.batch(logits, yb), (-1,)) for m in ms]
+        vec = xp.concat(parts)
+        total = vec if total is None else total + vec
+        n += int(xb.shape[0])
+    host = model.backend.to_numpy(total).astype(np.float64)  # note: the one host sync of evaluate
+    out: dict[str, Any] = {}
+    i = 0
+    if loss_fn is not None:
+        out["loss"] = float(host[0]) / n
+        i = 1
+    for m, size in zip(ms, sizes):
+        chunk = host[i:i + size]
+        if isinstance(m, ConfusionMatrix):
+            c = int(round(np.sqrt(size)))
+            out[m.name] = m.reduce(chunk.reshape(c, c), n)
+        else:
+            out[m.name] = m.reduce(chunk[0], n)
+        i += size
+    return out
+
+
+def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_data: Any = None,
+        epochs: int = 1, metrics: "Sequence[Any] | str | None" = ("accuracy",),
+        callbacks: Sequence[Callback] = (), progress: bool = True, *, log_every: "int | None" = None,
+        initial_epoch: int = 0, history: "History | None" = None, resume: "str | None" = None) -> History:
+    """Train ``model`` for ``epochs`` epochs; returns the :class:`History`.
+
+    Args:
+        model: a Layer whose ``forward(x, train=True)`` returns ``(logits, backprop)``.
+        optimizer: an ``anyxp_nn.optim`` optimizer over the model's parameters.
+        loss_fn: ``loss_fn(logits, yb) -> (loss 0-d, dlogits)``, e.g. ``nn.losses.softmax_cross_entropy``.
+        loader: a :class:`~anyxp_nn.data.DataLoader` on the model's backend.
+        val_data: None, ``(x, y)`` host arrays or a DataLoader; evaluated after each epoch.
+        epochs: total number of epochs (counting those before ``initial_epoch``).
+        metrics: names or Metric objects ("accuracy", "top5_accuracy", "confusion_matrix" (validation only)).
+        callbacks: :class:`Callback` objects.
+        progress: show a tqdm bar per epoch (loss, metrics, samples/s, device memory pool).
+        log_every: steps between host reads of the loss (default: ~10 reads per epoch).
+        initial_epoch, history: continue a run (``resume=path`` sets both from a checkpoint,
+            after restoring model, optimizer and generator states with ``nn.load``).
+    """
+    if not isinstance(loader, DataLoader):
+        raise TypeError(f"fit: `loader` must be an anyxp_nn.data.DataLoader, got {type(loader).__name__}")
+    if loader.backend != model.backend:
+        raise ValueError(f"fit: the loader yields batches on {loader.backend.label!r} but the model is on "
+                         f"{model.backend.label!r}; create the DataLoader with backend=model.backend")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"fit: `epochs` must be a non-negative int, got {epochs!r}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")
+    if resume is not None:
+        from ..checkpoint import load
+        info = load(resume, model, optimizer, loader=loader)
+        initial_epoch = int(info.get("epoch") or 0)
+        history = info.get("history") or history
+    history = history if history is not None else History()
+    all_metrics = get_metrics(metrics)
+    train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
+    val_loader = as_loader(val_data, backend=model.backend) if val_data is not None else None
+    steps_per_epoch = len(loader)
+    log_every = log_every or max(1, -(-steps_per_epoch // 10))
+    backend, xp = model.backend, model.backend.xp
+    fast_loss = loss_fn
+    state = FitState(model, optimizer, loader, history, epochs)
+    state.step = int(getattr(optimizer, "step_count", 0))
+    state.last_checkpoint = str(resume) if resume is not None else None
+
+    def run(name: str, *args: Any) -> None:
+        for cb in callbacks:
+            getattr(cb, name)(state, *args)
+
+    pending: list[tuple[Any, int, float]] = []  # (device vector, batch size, lr) per step not yet read
+    bar = None
+    t_log, n_log = time.perf_counter(), 0
+    epoch_sums: list[np.ndarray] = []
+    epoch_n = 0
+
+    def flush() -> None:
+        """Read every pending step in one transfer; record, report and let callbacks look."""
+        nonlocal t_log, n_log, epoch_n
+        if not pending:
+            return
+        vals = backend.to_numpy(xp.stack([v for v, _, _ in pending])).astype(np.float64)  # note: sync point
+        rows = []
+        first = state.step - len(pending)
+        for k, (row_vals, (_, nb, lr)) in enumerate(zip(vals, pending)):
+            row = {"step": first + k + 1, "epoch": state.epoch + 1, "loss": float(row_vals[0]), "lr": lr}
+            for j, m in enumerate(train_metrics):
+                row[m.name] = float(row_vals[1 + j]) / nb
+            rows.append(row)
+            history.add_step(row)
+            epoch_sums.append(np.concatenate([[row_vals[0] * nb], row_vals[1:]]))
+            epoch_n += nb
+        dt = time.perf_counter() - t_log
+        speed = n_log / dt if dt > 0 else float("nan")
+        pending.clear()
+        t_log, n_log = time.perf_counter(), 0
+        if bar is not None:
+            post = {"loss": f"{rows[-1]['loss']:.4f}"}
+            for m in train_metrics:
+                post[m.name[:8]] = f"{rows[-1][m.name]:.3f}"
+            post["samples/s"] = f"{speed:,.0f}"
+            mem = backend.memory_info() if hasattr(backend, "memory_info") else None
+            if mem:
+                post["pool"] = f"{mem.get('pool_used_bytes', mem.get('used_bytes', 0)) / 2**20:.0f}MiB"
+            bar.set_postfix(post, refresh=False)
+        run("on_log", rows)
+
+    checked = False
+    try:
+        run("on_train_begin")
+        for epoch in range(initial_epoch, epochs):
+            state.epoch = epoch
+            state.logs = {}
+            epoch_sums.clear()
+            epoch_n = 0
+            run("on_epoch_begin")
+            if state.stop_training:
+                break
+            bar = _progress_bar(progress, steps_per_epoch, f"epoch {epoch + 1}/{epochs}")
+            t_epoch = time.perf_counter()
+            t_log, n_log = t_epoch, 0
+            for xb, yb in loader:
+                optimizer.zero_grad()
+                logits, backprop = model.forward(xb, train=True)
+                if not checked:
+                    if logits.ndim == 2:
+                        _check_labels(loader, int(logits.shape[1]), "training")
+                        if val_loader is not None:
+                            _check_labels(val_loader, int(logits.shape[1]), "validation")
+                        fast_loss = _fast_loss(loss_fn)
+                    checked = True
+                loss, dlogits = fast_loss(logits, yb)
+                backprop(dlogits, need_dx=False)
+                lr = float(optimizer.lr_at(optimizer.param_groups[0])) if hasattr(optimizer, "lr_at") else None
+                optimizer.step()
+                state.step += 1
+                pending.append((_step_vector(xp, loss, logits, yb, train_metrics), int(xb.shape[0]), lr))
+                n_log += int(xb.shape[0])
+                if bar is not None:
+                    bar.update(1)
+                if len(pending) >= log_every:
+                    flush()
+                    if state.stop_training:
+                        break
+            flush()
+            if bar is not None:
+                bar.close()
+                bar = None
+            if state.stop_training:
+                break
+            dt = time.perf_counter() - t_epoch
+            sums = np.sum(epoch_sums, axis=0) if epoch_sums else np.zeros(1 + len(train_metrics))
+            row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(sums[0]) / max(epoch_n, 1)}
+            for j, m in enumerate(train_metrics):
+                row[m.name] = float(sums[1 + j]) / max(epoch_n, 1)
+            if val_loader is not None:
+                val = evaluate(model, val_loader, loss_fn, all_metrics)
+                row.update({f"val_{k}": v for k, v in val.items()})
+            row["lr"] = state.logs.get("lr", history.steps["lr"][-1] if history.steps.get("lr") else None)
+            row["time_s"] = dt
+            row["samples_per_s"] = epoch_n / dt if dt > 0 else None
+            history.add_epoch(row)
+            state.logs = row
+            run("on_epoch_end")
+            if state.stop_training:
+                break
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        try:
+            flush()
+        except Exception:  # the interrupted step may have left nothing readable
+            pending.clear()
+        state.stop("interrupted", f"fit: interrupted (KeyboardInterrupt) in epoch {state.epoch + 1} after "
+                                  f"{state.step} steps; returning the history so far"
+                   + (f"; last checkpoint {state.last_checkpoint!r} is intact" if state.last_checkpoint else ""))
+    finally:
+        if bar is not None:
+            bar.close()
+    history.stop_reason, history.message = state.stop_reason, state.message
+    run("on_train_end")
+    if state.stop_reason in ("interrupted", "non_finite_loss"):
+        warnings.warn(state.message, RuntimeWarning, stacklevel=2)
+    return history
+
+
+def _progress_bar(progress: bool, total: int, desc: str) -> Any:
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=True, dynamic_ncols=True, mininterval=0.5)
