@@ -130,6 +130,22 @@ class Backend:
             import torch
             torch.cuda.synchronize(self.device)
 
+    def memory_info(self) -> "dict[str, int] | None":
+        """Device memory in use, for progress displays; None on CPU backends.
+
+        CuPy: ``{"pool_used_bytes", "pool_total_bytes"}`` of the default memory pool;
+        CUDA PyTorch: ``{"used_bytes", "reserved_bytes"}`` of its caching allocator.
+        """
+        if self.name == "cupy":
+            import cupy
+            pool = cupy.get_default_memory_pool()
+            return {"pool_used_bytes": int(pool.used_bytes()), "pool_total_bytes": int(pool.total_bytes())}
+        if self.name == "torch" and str(self.device).startswith("cuda"):
+            import torch
+            return {"used_bytes": int(torch.cuda.memory_allocated(self.device)),
+                    "reserved_bytes": int(torch.cuda.memory_reserved(self.device))}
+        return None
+
 
 def _numpy_dtype(dtype: Any) -> np.dtype:
     name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
