@@ -16,3 +16,4 @@ __version__ = "0.1.0"
 __all__ = ["backend", "init", "losses", "optim", "random", "Backend", "available_backends",
            "get_backend", "set_backend", "to_numpy", "Parameter", "Generator", "manual_seed",
            *_layer_names]
+from . import augment  # noqa: E402,F401
