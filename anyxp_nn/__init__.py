@@ -17,3 +17,8 @@ __all__ = ["backend", "init", "losses", "optim", "random", "Backend", "available
            "get_backend", "set_backend", "to_numpy", "Parameter", "Generator", "manual_seed",
            *_layer_names]
 from . import augment  # noqa: E402,F401
+from . import checkpoint, data, training  # noqa: E402
+from .checkpoint import load, save  # noqa: E402
+from .training import History, callbacks, fit, metrics  # noqa: E402
+
+__all__ += ["data", "training", "checkpoint", "fit", "History", "save", "load", "metrics", "callbacks"]
