@@ -236,6 +236,8 @@ def _dtype_name(dtype: Any) -> str:
     name = getattr(dtype, "name", None)
     if isinstance(name, str):
         return name
+    if isinstance(dtype, type):  # NumPy scalar types such as numpy.float32
+        return dtype.__name__
     return str(dtype).rsplit(".", 1)[-1]
 
 
