@@ -1,83 +1,183 @@
 """Optimizer base: parameter groups, learning-rate schedules, per-parameter state.
 
 An optimizer holds ``param_groups`` (a list of dicts with ``"params"`` and the
-hyper-parameters, PyTorch-style) and ``state`` (one dict of arrays per parameter,
-living on the parameter's device and dtype).  ``lr`` may be a float or a
-schedule ``step -> float``; the k-th ``step()`` (k from 0) uses ``schedule(k)``.
+hyper-parameters, PyTorch-style) and ``state`` (one dict per parameter: arrays on
+the parameter's device and dtype, plus Python ints such as ``"step"``).  ``lr``
+may be a float or a schedule ``step -> float``; the k-th ``step()`` (k from 0)
+uses ``schedule(k)``.
+
+Subclasses write the update once, with in-place Array API operators
+(``m *= beta``, ``m += g``) so every backend runs the same code and no
+temporaries are made where an in-place update does the job.  They define:
+
+* ``defaults`` (passed to ``__init__``) and ``_validate(group)``;
+* ``_slots(group)``: names of the state arrays (created as zeros on the first step);
+* ``_counters``: names of the per-parameter Python-int counters (e.g. ``"step"``);
+* ``_update(p, g, state, group, lr)``.
+
+``state_dict()`` holds host NumPy arrays and plain Python values only (a
+schedule is stored as the string ``"schedule"``; its position is ``step_count``),
+so a checkpoint writer can put it into ``.npz``/``.json`` without pickle.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable
 
+from array_api_compat import array_namespace, device as _device
+
+from ..backend import backend_of, to_numpy
 from ..parameter import Parameter
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "Schedule", "param_groups_no_decay"]
+
+Schedule = Callable[[int], float]
 
 
 class Optimizer:
-    """Base class.  Subclasses define ``defaults`` and ``_update(p, g, state, group, lr)``."""
+    """Base class; see the module docstring for what a subclass provides."""
+
+    _counters: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
         self.defaults = dict(defaults)
+        self._validate({**self.defaults, "params": []})
         groups = self._as_groups(params)
         self.param_groups: list[dict[str, Any]] = []
-        seen: set[int] = set()
-        for i, group in enumerate(groups):
-            full = {**self.defaults, **group}
-            unknown = set(group) - set(self.defaults) - {"params"}
-            if unknown:
-                raise ValueError(f"{type(self).__name__}: param group {i} has unknown options {sorted(unknown)}; "
-                                 f"known: {sorted(self.defaults)}")
-            ps = list(full["params"])
-            if not ps:
-                raise ValueError(f"{type(self).__name__}: param group {i} has an empty parameter list")
-            for p in ps:
-                if not isinstance(p, Parameter):
-                    raise TypeError(f"{type(self).__name__}: expected Parameters, got {type(p).__name__}")
-                if id(p) in seen:
-                    raise ValueError(f"{type(self).__name__}: a parameter {p!r} is listed twice")
-                seen.add(id(p))
-            full["params"] = ps
-            self._validate(full)
-            self.param_groups.append(full)
         self.state: dict[int, dict[str, Any]] = {}
         self.step_count = 0
+        checked = []
+        seen: set[int] = set()
+        for i, group in enumerate(groups):
+            checked.append(self._check_group(group, i, seen))
+        self.param_groups = checked
+
+    # -- groups ------------------------------------------------------------------
+    def _name(self) -> str:
+        return type(self).__name__
 
     @staticmethod
     def _as_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
         if hasattr(params, "parameters") and callable(params.parameters):
             params = params.parameters()
+        if isinstance(params, (Parameter, dict)):
+            params = [params]
         items = list(params)
         if not items:
             raise ValueError("optimizer got an empty parameter list")
-        if isinstance(items[0], dict):
+        if all(isinstance(g, dict) for g in items):
             return [dict(g) for g in items]
+        if any(isinstance(g, dict) for g in items):
+            raise TypeError("optimizer params must be all Parameters or all param-group dicts, not a mix")
         return [{"params": items}]
 
+    def _check_group(self, group: dict[str, Any], i: int, seen: set[int]) -> dict[str, Any]:
+        """Validate one group (without touching ``self``); adds its parameter ids to ``seen``."""
+        if "params" not in group:
+            raise ValueError(f"{self._name()}: param group {i} has no 'params' key")
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{self._name()}: param group {i} has unknown options {sorted(unknown)}; "
+                             f"known: {sorted(self.defaults)}")
+        full = {**self.defaults, **group}
+        ps = full["params"]
+        if hasattr(ps, "parameters") and callable(ps.parameters):
+            ps = ps.parameters()
+        ps = [ps] if isinstance(ps, Parameter) else list(ps)
+        if not ps:
+            raise ValueError(f"{self._name()}: param group {i} has an empty parameter list")
+        mine: set[int] = set()
+        for p in ps:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"{self._name()}: expected Parameters, got {type(p).__name__}")
+            if id(p) in seen or id(p) in mine:
+                raise ValueError(f"{self._name()}: a parameter {p!r} is listed twice "
+                                 "(each parameter may appear in one group, once)")
+            mine.add(id(p))
+        full["params"] = ps
+        self._validate(full)
+        seen |= mine
+        return full
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a group (a dict with ``"params"`` and optional overrides), as PyTorch."""
+        seen = {id(p) for p in self.parameters()}
+        self.param_groups.append(self._check_group(dict(group), len(self.param_groups), seen))
+
+    # -- validation helpers ----------------------------------------------------------
     def _validate(self, group: dict[str, Any]) -> None:
         lr = group["lr"]
-        if not callable(lr) and (not isinstance(lr, (int, float)) or lr < 0):
-            raise ValueError(f"{type(self).__name__}: lr must be a non-negative float or a schedule, got {lr!r}")
+        if not callable(lr) and (isinstance(lr, bool) or not isinstance(lr, (int, float))
+                                 or not math.isfinite(lr) or lr < 0):
+            raise ValueError(f"{self._name()}: lr must be a non-negative float or a schedule, got {lr!r}")
+        if "weight_decay" in group:
+            self._check_number(group, "weight_decay", 0.0)
 
+    def _check_number(self, group: dict[str, Any], key: str, low: float, high: float | None = None,
+                      high_open: bool = True) -> None:
+        """``group[key]`` must be a finite real in [low, high) (or [low, high] if not high_open)."""
+        v = group[key]
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= low
+        if ok and high is not None:
+            ok = v < high if high_open else v <= high
+        if not ok:
+            rng = f"[{low}, {high})" if high is not None and high_open else (
+                f"[{low}, {high}]" if high is not None else f">= {low}")
+            raise ValueError(f"{self._name()}: {key} must be a real number in {rng}, got {v!r}")
+
+    def _check_betas(self, group: dict[str, Any]) -> None:
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{self._name()}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for k, b in enumerate(betas):
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b < 1.0:
+                raise ValueError(f"{self._name()}: betas[{k}] must be in [0, 1), got {b!r}")
+        group["betas"] = (float(betas[0]), float(betas[1]))
+
+    # -- stepping -------------------------------------------------------------------
     def lr_at(self, group: dict[str, Any], step: int | None = None) -> float:
         """The group's learning rate for step ``step`` (default: the next step)."""
         lr = group["lr"]
         return float(lr(self.step_count if step is None else step)) if callable(lr) else float(lr)
 
     def zero_grad(self) -> None:
+        """Reset every gradient to None (the next backward writes fresh arrays)."""
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that requires grad and has a gradient."""
-        for group in self.param_groups:
-            lr = self.lr_at(group)
+        """Update every parameter that requires grad and has a gradient (frozen ones are skipped)."""
+        lrs = [self.lr_at(g) for g in self.param_groups]
+        for i, lr in enumerate(lrs):  # check every schedule value before touching any parameter
+            if not math.isfinite(lr) or lr < 0:
+                raise ValueError(f"{self._name()}: the schedule of param group {i} returned lr={lr!r} "
+                                 f"at step {self.step_count}; expected a finite value >= 0")
+        for group, lr in zip(self.param_groups, lrs):
             for p in group["params"]:
                 if not p.requires_grad or p.grad is None:
                     continue
-                self._update(p, p.grad, self.state.setdefault(id(p), {}), group, lr)
+                self._update(p, p.grad, self._state_for(p, group), group, lr)
         self.step_count += 1
+
+    def _state_for(self, p: Parameter, group: dict[str, Any]) -> dict[str, Any]:
+        """The parameter's state, created on its device and dtype (moved there if the parameter moved)."""
+        st = self.state.get(id(p))
+        if st is None:
+            xp = array_namespace(p.data)
+            st = {name: xp.zeros_like(p.data) for name in self._slots(group)}
+            st.update({name: 0 for name in self._counters})
+            self.state[id(p)] = st
+            return st
+        for name, a in st.items():
+            if not isinstance(a, int) and (type(a) is not type(p.data) or a.dtype != p.data.dtype
+                                           or _device(a) != _device(p.data)):
+                # the model was moved with .to(): follow it (a one-off transfer)
+                st[name] = backend_of(p.data).asarray(to_numpy(a), dtype=p.data.dtype)
+        return st
+
+    def _slots(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ()
 
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], lr: float) -> None:
         raise NotImplementedError
@@ -85,9 +185,142 @@ class Optimizer:
     def parameters(self) -> list[Parameter]:
         return [p for g in self.param_groups for p in g["params"]]
 
+    # -- state ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Host copy of the whole optimizer state: NumPy arrays and plain Python values.
+
+        ``{"type": "Adam", "step_count": k, "param_groups": [{..., "params": [0, 1]}],
+        "state": {0: {"step": k, "exp_avg": ndarray, ...}}}``.  Parameters are numbered
+        in group order, as PyTorch does.  A schedule ``lr`` is stored as ``"schedule"``.
+        """
+        groups, state, index = [], {}, 0
+        for group in self.param_groups:
+            g = {}
+            for k, v in group.items():
+                if k == "params":
+                    continue
+                g[k] = "schedule" if callable(v) else (list(v) if isinstance(v, tuple) else v)
+            g["params"] = list(range(index, index + len(group["params"])))
+            for p in group["params"]:
+                st = self.state.get(id(p))
+                if st is not None:
+                    state[index] = {k: (v if isinstance(v, int) else to_numpy(v)) for k, v in st.items()}
+                index += 1
+            groups.append(g)
+        return {"type": self._name(), "step_count": self.step_count, "param_groups": groups, "state": state}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (onto the parameters' current backend and dtype).
+
+        Everything is checked before anything is written: a state dict from another
+        optimizer type, with a different number of groups or parameters, other
+        hyper-parameter names, or arrays of other shapes raises and leaves this
+        optimizer unchanged.  Schedules stay those of this optimizer; the step count
+        is restored, so a schedule continues where it stopped.
+        """
+        name = self._name()
+        if not isinstance(sd, dict) or not {"type", "step_count", "param_groups", "state"} <= set(sd):
+            raise ValueError(f"{name}.load_state_dict: expected a dict with keys 'type', 'step_count', "
+                             f"'param_groups', 'state', got {_describe(sd)}")
+        if sd["type"] != name:
+            raise ValueError(f"{name}.load_state_dict: the state dict is from a {sd['type']!r} optimizer, "
+                             f"expected {name!r}")
+        step_count = sd["step_count"]
+        if isinstance(step_count, bool) or not isinstance(step_count, int) or step_count < 0:
+            raise ValueError(f"{name}.load_state_dict: step_count must be an int >= 0, got {step_count!r}")
+        saved = sd["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved)} param groups, "
+                             f"this optimizer has {len(self.param_groups)}")
+        new_groups, params = [], []
+        for i, (sg, group) in enumerate(zip(saved, self.param_groups)):
+            if len(sg.get("params", ())) != len(group["params"]):
+                raise ValueError(f"{name}.load_state_dict: param group {i} has {len(sg.get('params', ()))} "
+                                 f"parameters in the state dict, {len(group['params'])} here")
+            keys = set(sg) - {"params"}
+            if keys != set(self.defaults):
+                raise ValueError(f"{name}.load_state_dict: param group {i} has options {sorted(keys)}, "
+                                 f"expected {sorted(self.defaults)}")
+            full = dict(group)
+            for k in self.defaults:
+                v = sg[k]
+                if v == "schedule":
+                    if not callable(group[k]):
+                        raise ValueError(f"{name}.load_state_dict: param group {i} was saved with a "
+                                         f"schedule for {k!r}; pass the schedule to this optimizer")
+                    continue
+                full[k] = tuple(v) if isinstance(v, list) else v
+            self._validate(full)
+            new_groups.append(full)
+            params.extend((p, full) for p in group["params"])
+        new_state: dict[int, dict[str, Any]] = {}
+        for key, entry in sd["state"].items():
+            idx = int(key)
+            if not 0 <= idx < len(params):
+                raise ValueError(f"{name}.load_state_dict: state for parameter {idx}, but there are "
+                                 f"{len(params)} parameters")
+            p, group = params[idx]
+            want = set(self._slots(group)) | set(self._counters)
+            if set(entry) != want:
+                raise ValueError(f"{name}.load_state_dict: state of parameter {idx} has keys {sorted(entry)}, "
+                                 f"expected {sorted(want)}")
+            st = {}
+            for k, v in entry.items():
+                if k in self._counters:
+                    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                        raise ValueError(f"{name}.load_state_dict: state[{idx}][{k!r}] must be an int >= 0, "
+                                         f"got {v!r}")
+                    st[k] = int(v)
+                    continue
+                host = to_numpy(v)
+                if tuple(host.shape) != p.shape:
+                    raise ValueError(f"{name}.load_state_dict: state[{idx}][{k!r}] has shape "
+                                     f"{tuple(host.shape)}, expected {p.shape} (the parameter's)")
+                st[k] = host
+            new_state[id(p)] = st
+        # everything checked: now write
+        for st, p in ((new_state[id(p)], p) for p, _ in params if id(p) in new_state):
+            b = backend_of(p.data)
+            for k, v in st.items():
+                if not isinstance(v, int):
+                    st[k] = b.asarray(v.copy(), dtype=p.data.dtype)
+        self.param_groups = new_groups
+        self.state = new_state
+        self.step_count = step_count
+
     def __repr__(self) -> str:
-        opts = {k: v for k, v in self.defaults.items()}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in opts.items())})"
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        return f"{self._name()}({opts}; {len(self.param_groups)} group(s), {len(self.parameters())} params)"
 
 
-Schedule = Callable[[int], float]
+def _describe(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return f"a dict with keys {sorted(map(str, obj))}"
+    return f"a {type(obj).__name__}"
+
+
+def param_groups_no_decay(model: Any, weight_decay: float, **overrides: Any) -> list[dict[str, Any]]:
+    """Two param groups: weights (>= 2-D) with ``weight_decay``, 1-D parameters (biases,
+    norm scales and shifts) with none -- the usual recipe (e.g. for AdamW).
+
+    Args:
+        model: a Layer (or an iterable of ``(name, Parameter)`` pairs or Parameters).
+        weight_decay: the decay of the >= 2-D parameters.
+        overrides: further options put in both groups (e.g. ``lr=...``).
+
+    Empty groups are left out.
+    """
+    if hasattr(model, "named_parameters"):
+        params = [p for _, p in model.named_parameters()]
+    else:
+        params = [item[1] if isinstance(item, tuple) else item for item in model]
+    decay = [p for p in params if len(p.shape) >= 2]
+    no_decay = [p for p in params if len(p.shape) < 2]
+    groups = []
+    if decay:
+        groups.append({"params": decay, "weight_decay": weight_decay, **overrides})
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0, **overrides})
+    if not groups:
+        raise ValueError("param_groups_no_decay: the model has no parameters")
+    return groups

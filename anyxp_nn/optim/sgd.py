@@ -1,18 +1,18 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and weight decay.
 
-As ``torch.optim.SGD`` (dampening 0):
-    g = grad + wd * p
-    buf = g                         (first step)
-    buf = momentum * buf + g        (later steps)
-    g = g + momentum * buf          (Nesterov) or g = buf
-    p = p - lr * g
-(Sutskever et al., 2013, in PyTorch's formulation.)
+As ``torch.optim.SGD`` (dampening 0), for gradient g of parameter p:
+
+    g   = g + wd * p                 (L2 weight decay, if wd > 0)
+    buf = momentum * buf + g         (buf starts at 0, so the first step sets buf = g)
+    g   = g + momentum * buf         (Nesterov, Sutskever et al. 2013)   or   g = buf
+    p   = p - lr * g
+
+Polyak's heavy ball (1964) is the plain momentum form; the Nesterov variant
+evaluates the momentum "look-ahead" in PyTorch's reformulation.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
-
-from array_api_compat import array_namespace
 
 from ..parameter import Parameter
 from .optimizer import Optimizer
@@ -21,29 +21,36 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
+    """SGD(params, lr, momentum=0.0, nesterov=False, weight_decay=0.0).
+
+    Args:
+        params: a Layer, an iterable of Parameters, or a list of param-group dicts.
+        lr: float >= 0 or a schedule ``step -> float``.
+        momentum: heavy-ball coefficient in [0, 1].
+        nesterov: use Nesterov momentum (needs momentum > 0).
+        weight_decay: L2 penalty coefficient (added to the gradient).
+    """
+
     def __init__(self, params: Iterable[Any], lr: Any = 0.01, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay))
 
     def _validate(self, group: dict[str, Any]) -> None:
         super()._validate(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"SGD: momentum must be >= 0, got {group['momentum']}")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"SGD: weight_decay must be >= 0, got {group['weight_decay']}")
+        self._check_number(group, "momentum", 0.0)
         if group["nesterov"] and group["momentum"] <= 0:
-            raise ValueError("SGD: nesterov=True needs momentum > 0")
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0, got momentum={group['momentum']!r}")
+
+    def _slots(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] else ()
 
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], lr: float) -> None:
         wd, mom = group["weight_decay"], group["momentum"]
         if wd:
             g = g + wd * p.data
         if mom:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = array_namespace(g).asarray(g, copy=True)
-            else:
-                buf *= mom
-                buf += g
+            buf = state["momentum_buffer"]
+            buf *= mom
+            buf += g
             g = g + mom * buf if group["nesterov"] else buf
         p.data -= lr * g
