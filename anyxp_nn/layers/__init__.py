@@ -13,3 +13,5 @@ from .dropout import Dropout  # noqa: E402
 from .layernorm import LayerNorm  # noqa: E402
 from .residual import Residual  # noqa: E402
 __all__ += ["BatchNorm1D", "BatchNorm2D", "LayerNorm", "Dropout", "Residual"]
+from .cnn import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Upsample2D  # noqa: E402
+__all__ += ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "Flatten", "Upsample2D"]

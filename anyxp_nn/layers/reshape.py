@@ -1,0 +1,59 @@
+"""Shape layers for CNNs: Flatten and nearest-neighbour Upsample2D."""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Backprop, Layer
+from .conv import pair
+
+__all__ = ["Flatten", "Upsample2D"]
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), as ``torch.nn.Flatten()`` (start_dim=1)."""
+
+    def __init__(self, *, backend: Any = None, dtype: Any = None):
+        super().__init__(backend=backend, dtype=dtype)
+
+    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+        self._check_input(x)
+        if x.ndim < 2:
+            raise ValueError(f"{self._name()}: expected an input with a batch axis and at least one more "
+                             f"(ndim >= 2), got shape {tuple(x.shape)}")
+        xp = self.backend.xp
+        shape = tuple(x.shape)
+        y = xp.reshape(x, (shape[0], -1))  # a copy only if x is not C-contiguous (e.g. after Conv2D)
+
+        def backprop(dy: Any, need_dx: bool = True) -> Any:
+            return xp.reshape(dy, shape) if need_dx else None
+
+        return y, backprop
+
+
+class Upsample2D(Layer):
+    """Nearest-neighbour upsampling by an integer ``scale_factor`` (int or (h, w)):
+
+    y[n, c, p, q] = x[n, c, p // sh, q // sw]; dX sums dY over each sh x sw block.
+    """
+
+    def __init__(self, scale_factor: Any = 2, *, backend: Any = None, dtype: Any = None):
+        super().__init__(backend=backend, dtype=dtype)
+        self.scale_factor = pair(scale_factor, "scale_factor", "Upsample2D")
+
+    def extra_repr(self) -> str:
+        return f"scale_factor={self.scale_factor}"
+
+    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+        self._check_input(x, ndim=4)
+        xp = self.backend.xp
+        n, c, h, w = x.shape
+        sh, sw = self.scale_factor
+        big = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, sh, w, sw))
+        y = xp.reshape(big, (n, c, h * sh, w * sw))  # reshape of a broadcast view copies
+
+        def backprop(dy: Any, need_dx: bool = True) -> Any:
+            if not need_dx:
+                return None
+            return xp.sum(xp.reshape(dy, (n, c, h, sh, w, sw)), axis=(3, 5))  # (N, C, H, W)
+
+        return y, backprop

@@ -1,0 +1,107 @@
+"""2-D max and average pooling as loops over kernel offsets (Array API only).
+
+Max pooling keeps a running maximum and a running argmax over the ``kh*kw``
+window offsets, scanned in row-major order; the strict ``>`` keeps the *first*
+maximum, so on ties the whole gradient goes to one element per window, the one
+PyTorch picks.  Backward adds ``where(argmax == k, dY, 0)`` into the strided
+slice of offset ``k``.
+
+Average pooling pads with zeros and divides by ``kh*kw`` (PyTorch's default
+``count_include_pad=True``); backward adds ``dY / (kh*kw)`` into every offset's slice.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from array_api_compat import array_namespace, device as _device
+
+from .conv import Pair, conv_output_size, window_slices
+
+__all__ = ["max_pool2d", "avg_pool2d", "pool_output_size"]
+
+
+def pool_output_size(h: int, w: int, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
+    return (conv_output_size(h, kernel[0], stride[0], padding[0]),
+            conv_output_size(w, kernel[1], stride[1], padding[1]))
+
+
+def _padded(x: Any, padding: Pair, value: float) -> Any:
+    xp = array_namespace(x)
+    ph, pw = padding
+    if not (ph or pw):
+        return x
+    n, c, h, w = x.shape
+    buf = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=_device(x))
+    buf[:, :, ph:ph + h, pw:pw + w] = x
+    return buf
+
+
+def _scatter(dy_parts: Callable[[int], Any], x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
+             padding: Pair, out: Pair, like: Any) -> Any:
+    """dx (N, C, H, W): sum over offsets k of ``dy_parts(k)`` placed at offset k's slice."""
+    xp = array_namespace(like)
+    n, c, h, w = x_shape
+    ph, pw = padding
+    dxpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=like.dtype, device=_device(like))
+    overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
+    for k, (_, _, rows, cols) in enumerate(window_slices(kernel, stride, (1, 1), out)):
+        if overlap:
+            dxpad[:, :, rows, cols] += dy_parts(k)
+        else:  # disjoint windows: each pixel gets at most one contribution
+            dxpad[:, :, rows, cols] = dy_parts(k)
+    return dxpad[:, :, ph:ph + h, pw:pw + w] if (ph or pw) else dxpad
+
+
+def max_pool2d(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Any, Callable[[Any], Any]]:
+    """(N, C, H, W) -> y (N, C, Ho, Wo) and ``backward(dY) -> dX``; padding is -inf."""
+    xp = array_namespace(x)
+    n, c, h, w = x.shape
+    out = pool_output_size(h, w, kernel, stride, padding)
+    xpad = _padded(x, padding, -math.inf)
+    slices = window_slices(kernel, stride, (1, 1), out)
+    idx_dtype = xp.int8 if len(slices) <= 127 else xp.int32
+    y, arg = None, None
+    for k, (_, _, rows, cols) in enumerate(slices):
+        v = xpad[:, :, rows, cols]  # (N, C, Ho, Wo)
+        if y is None:
+            y = v
+            continue
+        better = v > y  # strict: ties keep the first maximum
+        # offsets come in increasing k, so the last k that beat the running max is the argmax;
+        # maximum/astype/multiply are several times faster than where() on NumPy (measured)
+        hit = xp.astype(better, idx_dtype) * k
+        arg = hit if arg is None else xp.maximum(arg, hit)
+        y = xp.maximum(y, v)
+    if arg is None:  # 1x1 window
+        y = xp.asarray(y, copy=True)  # never hand out a view of the input
+        arg = xp.zeros(tuple(y.shape), dtype=idx_dtype, device=_device(x))
+
+    def backward(dy: Any) -> Any:
+        # dy * (arg == k): a 0/1 mask product (an inf/nan dY would leak as nan, unlike where())
+        return _scatter(lambda k: dy * xp.astype(arg == k, dy.dtype), (n, c, h, w), kernel, stride, padding,
+                        out, dy)
+
+    return y, backward
+
+
+def avg_pool2d(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Any, Callable[[Any], Any]]:
+    """(N, C, H, W) -> y (N, C, Ho, Wo) and ``backward(dY) -> dX``; zero padding counts."""
+    xp = array_namespace(x)
+    n, c, h, w = x.shape
+    out = pool_output_size(h, w, kernel, stride, padding)
+    xpad = _padded(x, padding, 0.0)
+    y = None
+    for _, _, rows, cols in window_slices(kernel, stride, (1, 1), out):
+        v = xpad[:, :, rows, cols]
+        if y is None:
+            y = xp.asarray(v, copy=True)  # a fresh array, never a view of x
+        else:
+            y += v
+    y /= float(kernel[0] * kernel[1])  # sum / (kh*kw), as PyTorch
+
+    def backward(dy: Any) -> Any:
+        g = dy / float(kernel[0] * kernel[1])
+        return _scatter(lambda k: g, (n, c, h, w), kernel, stride, padding, out, dy)
+
+    return y, backward
