@@ -6,9 +6,19 @@
 2. forward/backward equality with the PyTorch module ``case.torch`` builds,
    after loading our ``state_dict`` into it (so key names and layouts are checked too);
 3. equivalence with the NumPy backend in float32 from the same seed;
-4. dtype and device preserved (output, dX, every grad) and the input not mutated;
-5. the expected errors: wrong dtype, integer input, an array from another
+4. dtype and device preserved (output, dX, every grad), the input not mutated,
+   and no float64 temporaries in float32 code (:func:`~anyxp_nn.testing.float64_audit`);
+5. non-contiguous inputs: a strided slice ``big[..., ::2]`` and a transposed view
+   (``xp.permute_dims``) as x and dY give the same results as contiguous copies,
+   and are not written to;
+6. the expected errors: wrong dtype, integer input, an array from another
    backend, and the case's own bad inputs.
+
+From your own test file::
+
+    from anyxp_nn.testing import LayerCase, layer_test
+    CASES = [LayerCase("MyLayer", lambda **kw: MyLayer(3, **kw), (2, 3))]
+    test_my_layers = layer_test(CASES)     # one test per case, check and backend
 """
 from __future__ import annotations
 
@@ -21,11 +31,12 @@ from ..backend import Backend, get_backend
 from ..layers.base import Layer
 from ..random import manual_seed
 from .assert_close import assert_close
+from .dtype_audit import float64_audit
 from .gradcheck import gradcheck
 
-__all__ = ["LayerCase", "check_layer", "CHECKS"]
+__all__ = ["LayerCase", "check_layer", "layer_test", "CHECKS"]
 
-CHECKS = ("gradcheck", "torch", "numpy_equivalence", "dtype_device", "errors")
+CHECKS = ("gradcheck", "torch", "numpy_equivalence", "dtype_device", "non_contiguous", "errors")
 
 
 @dataclass
@@ -65,11 +76,14 @@ class LayerCase:
         return self.build(backend=backend, dtype=dtype)
 
 
-def _run(layer: Layer, x: Any, dy_host: np.ndarray | None, train: bool) -> tuple[Any, Any, dict[str, Any]]:
+def _run(layer: Layer, x: Any, dy_host: np.ndarray | None, train: bool,
+         dy: Any = None) -> tuple[Any, Any, dict[str, Any]]:
+    """Forward (default generator reseeded) and backward with ``dy`` (a device array) or ``dy_host``."""
     b = layer.backend
     manual_seed(1234)
     y, backprop = layer.forward(x, train=train)
-    dy = b.asarray(dy_host if dy_host is not None else np.ones(tuple(y.shape)), dtype=y.dtype)
+    if dy is None:
+        dy = b.asarray(dy_host if dy_host is not None else np.ones(tuple(y.shape)), dtype=y.dtype)
     layer.zero_grad()
     dx = backprop(dy)
     grads = {n: p.grad for n, p in layer.named_parameters()}
@@ -97,7 +111,12 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
         before = b.to_numpy(x)
         y, _ = layer.forward(x, train=case.train)
         dy_host = rng.standard_normal(tuple(y.shape))
-        y, dx, grads = _run(layer, x, dy_host, case.train)
+        audit = "dtype_device" in todo and b.xp.isdtype(layer.dtype, "real floating")
+        with (float64_audit(b) if audit else _no_audit()) as events:
+            y, dx, grads = _run(layer, x, dy_host, case.train)
+        if events:
+            raise AssertionError(f"{case.name}: float64 temporaries in float32 code on {b.label}: "
+                                 + "; ".join(str(e) for e in events[:3]))
         if "dtype_device" in todo:
             assert b.owns(y) and y.dtype == b.xp.float32, f"{case.name}: output {y.dtype} not float32 on {b.label}"
             assert b.owns(dx) and dx.dtype == b.xp.float32, f"{case.name}: dx {dx.dtype} not float32 on {b.label}"
@@ -112,8 +131,71 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
             for n in rgrads:
                 assert_close(b.to_numpy(grads[n]), rgrads[n], rtol=1e-4, atol=1e-4, msg=f"{case.name} grad {n} vs numpy")
 
+    if "non_contiguous" in todo:
+        _check_non_contiguous(case, b, x64, rng)
+
     if "errors" in todo:
         _check_errors(case, b, x64)
+
+
+def layer_test(cases: "list[LayerCase]", checks: tuple[str, ...] = CHECKS) -> Callable[..., None]:
+    """A pytest test function running every check of every case on every backend.
+
+    Assign it to a ``test_*`` name in your test module: ``test_my_layers = layer_test(CASES)``.
+    The ``backend`` fixture comes from the anyxp_nn pytest plugin (installed with the package).
+    """
+    import pytest
+
+    @pytest.mark.parametrize("check", checks)
+    @pytest.mark.parametrize("case", cases, ids=[c.name for c in cases])
+    def test_layer_case(case: LayerCase, check: str, backend: Backend) -> None:
+        check_layer(case, backend, checks=(check,))
+
+    return test_layer_case
+
+
+class _no_audit:
+    def __enter__(self) -> list:
+        return []
+
+    def __exit__(self, *exc: Any) -> bool:
+        return False
+
+
+def _views(b: Backend, host: np.ndarray) -> list[tuple[str, Any, Any]]:
+    """(label, non-contiguous view with ``host``'s values, the array it is a view of)."""
+    xp, out = b.xp, []
+    if host.ndim >= 1:
+        big = np.zeros(host.shape[:-1] + (2 * host.shape[-1],), dtype=host.dtype)
+        big[..., ::2] = host
+        base = b.asarray(big)
+        out.append(("strided x[..., ::2]", base[..., ::2], base))
+    if host.ndim >= 2:
+        axes = tuple(range(host.ndim))[::-1]          # reversal is its own inverse
+        base = b.asarray(np.ascontiguousarray(np.transpose(host, axes)))
+        out.append(("transposed xp.permute_dims", xp.permute_dims(base, axes), base))
+    return out
+
+
+def _check_non_contiguous(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.Generator) -> None:
+    """Strided and transposed views as x and dY give what contiguous copies give, untouched."""
+    layer = case.make(b, "float32")
+    x_host = x64.astype(np.float32)
+    y, _ = layer.forward(b.asarray(x_host), train=case.train)
+    dy_host = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    ry, rdx, rgrads = _run(layer, b.asarray(x_host), dy_host, case.train)
+    x_views, dy_views = _views(b, x_host), _views(b, dy_host)
+    for (what, xv, xbase), (_, dyv, _) in zip(x_views, dy_views):
+        before = b.to_numpy(xbase)
+        y, dx, grads = _run(layer, xv, None, case.train, dy=dyv)
+        msg = f"{case.name} with a non-contiguous ({what}) input on {b.label}"
+        assert_close(b.to_numpy(y), b.to_numpy(ry), rtol=1e-5, atol=1e-6, msg=f"{msg}: output")
+        if rdx is not None:
+            assert_close(b.to_numpy(dx), b.to_numpy(rdx), rtol=1e-5, atol=1e-6, msg=f"{msg}: dx")
+        for n, g in rgrads.items():
+            if g is not None:
+                assert_close(b.to_numpy(grads[n]), b.to_numpy(g), rtol=1e-5, atol=1e-5, msg=f"{msg}: grad {n}")
+        np.testing.assert_array_equal(b.to_numpy(xbase), before, err_msg=f"{msg}: the input was mutated")
 
 
 def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.Generator) -> None:
