@@ -22,3 +22,6 @@ from .checkpoint import load, save  # noqa: E402
 from .training import History, callbacks, fit, metrics  # noqa: E402
 
 __all__ += ["data", "training", "checkpoint", "fit", "History", "save", "load", "metrics", "callbacks"]
+from .testing.sync import count_syncs, sync_guard  # noqa: E402
+
+__all__ += ["sync_guard", "count_syncs"]
