@@ -81,8 +81,9 @@ def sync_guard(forbid: bool = False, *, allow: tuple[str, ...] = (),
         forbid: raise :class:`SyncError` at the first transfer whose kind is not in ``allow``,
             naming the kind, the backend and the calling line.
         allow: kinds (``"to_device"``, ``"to_host"``, ``"item"``) still permitted when forbidding.
-        backends: count only these backend names/labels (default: all, including NumPy,
-            where a "transfer" is free but still shows what the code would do on a GPU).
+        backends: count only these backend names/labels (default: all).  On NumPy host and
+            device arrays are the same objects: ``asarray`` of a NumPy array moves nothing and
+            is not counted, while ``to_numpy`` (a copy) and ``item`` are.
 
     Yields a :class:`SyncCounter`.
     """
