@@ -1,0 +1,161 @@
+"""CNN layers beyond the layer table: max-pool ties, torch weight layouts, need_dx, bad arguments."""
+import numpy as np
+import pytest
+
+import anyxp_nn as nn
+from anyxp_nn.models import mnist_cnn
+from anyxp_nn.testing import assert_close
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+# -- max pooling ties: the whole gradient goes to one element per window, the one torch picks --------
+
+@pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1), ((2, 3), (1, 2), 0)])
+def test_maxpool_ties_match_torch(backend, kernel, stride, padding):
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(2, 3, 6, 7)).astype(np.float64)  # lots of ties (0/1 values)
+    x[0, 0] = 1.0  # a channel that is one constant: every window is a tie
+    pool = nn.MaxPool2D(kernel, stride, padding, backend=backend, dtype="float64")
+    y, backprop = pool.forward(backend.asarray(x))
+    dy = rng.integers(1, 9, size=tuple(y.shape)).astype(np.float64)  # integers: sums are exact in any order
+    dx = backend.to_numpy(backprop(backend.asarray(dy)))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = torch.nn.functional.max_pool2d(tx, kernel, stride, padding)
+    ty.backward(torch.from_numpy(dy))
+    np.testing.assert_array_equal(backend.to_numpy(y), ty.detach().numpy())
+    np.testing.assert_array_equal(dx, tx.grad.numpy())
+
+
+def test_maxpool_ties_one_element_per_window(backend):
+    x = backend.asarray(np.ones((1, 1, 4, 4)), dtype="float32")
+    y, backprop = nn.MaxPool2D(2, backend=backend).forward(x)
+    dx = backend.to_numpy(backprop(backend.asarray(np.ones((1, 1, 2, 2)), dtype="float32")))
+    want = np.zeros((4, 4), dtype=np.float32)
+    want[::2, ::2] = 1.0  # the first element of each window in row-major scan order
+    np.testing.assert_array_equal(dx[0, 0], want)
+
+
+def test_global_maxpool_ties_first_argmax(backend):
+    x = np.zeros((1, 2, 3, 3))
+    x[0, 1, 1, :] = 5.0
+    y, backprop = nn.GlobalMaxPool2D(backend=backend, dtype="float64").forward(backend.asarray(x))
+    dx = backend.to_numpy(backprop(backend.asarray(np.ones((1, 2)))))
+    assert dx[0, 0, 0, 0] == 1.0 and dx[0, 0].sum() == 1.0
+    assert dx[0, 1, 1, 0] == 1.0 and dx[0, 1].sum() == 1.0
+
+
+# -- weight layouts: a torch state_dict loads unchanged ------------------------------------------------
+
+def test_conv2d_loads_torch_state_dict(backend):
+    torch = _torch()
+    torch.manual_seed(0)
+    tconv = torch.nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), groups=2).double()
+    conv = nn.Conv2D(4, 6, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), groups=2, backend=backend,
+                     dtype="float64")
+    conv.load_state_dict({k: v.detach().numpy() for k, v in tconv.state_dict().items()})
+    assert conv.weight.shape == (6, 2, 3, 2)
+    x = np.random.default_rng(1).standard_normal((2, 4, 7, 6))
+    assert_close(backend.to_numpy(conv(backend.asarray(x))), tconv(torch.from_numpy(x)).detach().numpy(),
+                 rtol=1e-10, atol=1e-12)
+
+
+def test_mnist_cnn_matches_torch_model(backend):
+    torch = _torch()
+    tnn = torch.nn
+    tmodel = tnn.Sequential(tnn.Conv2d(1, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                            tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
+                            tnn.Linear(3136, 128), tnn.ReLU(), tnn.Linear(128, 10)).double()
+    model = mnist_cnn(backend=backend, dtype="float64", rng=nn.random.Generator(0))
+    assert list(model.state_dict()) == list(tmodel.state_dict())
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    x = np.random.default_rng(2).random((2, 1, 28, 28))
+    assert_close(backend.to_numpy(model(backend.asarray(x))), tmodel(torch.from_numpy(x)).detach().numpy(),
+                 rtol=1e-9, atol=1e-10)
+
+
+# -- backward protocol --------------------------------------------------------------------------------
+
+def test_conv2d_need_dx_false_and_frozen(backend):
+    conv = nn.Conv2D(2, 3, 3, padding=1, backend=backend)
+    x = backend.asarray(np.ones((1, 2, 4, 4)), dtype="float32")
+    y, backprop = conv.forward(x)
+    assert backprop(backend.xp.ones_like(y), need_dx=False) is None
+    assert conv.weight.grad is not None and conv.bias.grad is not None
+    conv.zero_grad()
+    conv.freeze()
+    dx = backprop(backend.xp.ones_like(y))
+    assert tuple(dx.shape) == (1, 2, 4, 4) and conv.weight.grad is None and conv.bias.grad is None
+
+
+def test_conv2d_called_twice_keeps_independent_closures(backend):
+    conv = nn.Conv2D(1, 2, 2, backend=backend, dtype="float64")
+    x1 = backend.asarray(np.random.default_rng(0).standard_normal((1, 1, 3, 3)))
+    x2 = backend.asarray(np.random.default_rng(1).standard_normal((2, 1, 4, 4)))
+    y1, bp1 = conv.forward(x1)
+    y2, bp2 = conv.forward(x2)
+    dx1 = bp1(backend.xp.ones_like(y1))
+    assert tuple(dx1.shape) == (1, 1, 3, 3)
+    g1 = backend.to_numpy(conv.weight.grad)
+    conv.zero_grad()
+    bp2(backend.xp.ones_like(y2))
+    conv.zero_grad()
+    bp1(backend.xp.ones_like(y1))
+    np.testing.assert_allclose(backend.to_numpy(conv.weight.grad), g1)
+
+
+# -- bad arguments and inputs: clear ValueErrors naming the layer and the numbers -----------------------
+
+def test_conv2d_bad_input_errors():
+    conv = nn.Conv2D(3, 8, 3)
+    with pytest.raises(ValueError, match=r"Conv2D\(3, 8, kernel_size=\(3, 3\), stride=\(1, 1\)\): input has 4 "
+                                         r"channels, expected 3"):
+        conv.forward(np.ones((1, 4, 5, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"Conv2D\(3, 8.*\): expected a 4-D input, got shape \(3, 5, 5\)"):
+        conv.forward(np.ones((3, 5, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"Conv2D\(3, 8.*\): kernel 3x3 \(dilated\) is larger than the padded "
+                                         r"input 2x4 \(input 2x4, padding 0x0\)"):
+        conv.forward(np.ones((1, 3, 2, 4), dtype=np.float32))
+    dil = nn.Conv2D(3, 8, 3, padding=1, dilation=3)
+    with pytest.raises(ValueError, match=r"kernel 7x7 \(dilated\) is larger than the padded input 6x6 "
+                                         r"\(input 4x4, padding 1x1\)"):
+        dil.forward(np.ones((1, 3, 4, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(in_channels=3, out_channels=8, kernel_size=3, groups=2),
+     r"Conv2D: `in_channels` \(=3\) must be divisible by `groups` \(=2\)"),
+    (dict(in_channels=4, out_channels=6, kernel_size=3, groups=4),
+     r"Conv2D: `out_channels` \(=6\) must be divisible by `groups` \(=4\)"),
+    (dict(in_channels=0, out_channels=6, kernel_size=3), r"Conv2D: `in_channels` must be a positive int, got 0"),
+    (dict(in_channels=2, out_channels=6, kernel_size=(3, 0)),
+     r"Conv2D: `kernel_size` must be an int >= 1 or a pair of them, got \(3, 0\)"),
+    (dict(in_channels=2, out_channels=6, kernel_size=3, stride=(1, 2, 3)),
+     r"Conv2D: `stride` must be an int >= 1 or a pair of them, got \(1, 2, 3\)"),
+    (dict(in_channels=2, out_channels=6, kernel_size=3, padding=-1),
+     r"Conv2D: `padding` must be an int >= 0 or a pair of them, got -1"),
+    (dict(in_channels=2, out_channels=6, kernel_size=3, init="bogus"), r"Conv2D: unknown init 'bogus'"),
+])
+def test_conv2d_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nn.Conv2D(**kwargs)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: nn.MaxPool2D(2, padding=2), r"MaxPool2D: `padding` \(=\(2, 2\)\) must be at most half of `kernel_size` "
+                                         r"\(=\(2, 2\)\)"),
+    (lambda: nn.AvgPool2D(0), r"AvgPool2D: `kernel_size` must be an int >= 1 or a pair of them, got 0"),
+    (lambda: nn.Upsample2D(1.5), r"Upsample2D: `scale_factor` must be an int >= 1 or a pair of them, got 1.5"),
+])
+def test_pool_and_upsample_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_pool_kernel_larger_than_input():
+    with pytest.raises(ValueError, match=r"AvgPool2D\(kernel_size=\(3, 3\), stride=\(3, 3\)\): kernel 3x3 is larger "
+                                         r"than the padded input 2x5 \(input 2x5, padding 0x0\)"):
+        nn.AvgPool2D(3).forward(np.ones((1, 1, 2, 5), dtype=np.float32))
