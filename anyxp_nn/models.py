@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from .layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sequential
+from .layers import BatchNorm2D, GlobalAvgPool2D, Residual  # small_resnet
 from .random import Generator
 
-__all__ = ["mnist_cnn"]
+__all__ = ["mnist_cnn", "small_resnet"]
 
 
 def mnist_cnn(backend: Any = None, dtype: Any = None, rng: "Generator | None" = None) -> Sequential:
@@ -29,3 +30,52 @@ def mnist_cnn(backend: Any = None, dtype: Any = None, rng: "Generator | None" = 
         Linear(64 * 7 * 7, 128, rng=rng, **kw), ReLU(**kw),
         Linear(128, 10, rng=rng, **kw),
     )
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int, rng: Any, kw: dict) -> list:
+    """Conv (no bias: the BatchNorm's shift replaces it) followed by BatchNorm2D."""
+    return [Conv2D(cin, cout, k, stride=stride, padding=k // 2, bias=False, rng=rng, **kw), BatchNorm2D(cout, **kw)]
+
+
+def _basic_block(cin: int, cout: int, stride: int, rng: Any, kw: dict) -> Residual:
+    """He et al. (2016)'s basic block: conv-BN-ReLU-conv-BN plus a shortcut (a strided 1x1 conv + BN
+    projection when the block changes the resolution or the width, else the identity)."""
+    block = Sequential(*_conv_bn(cin, cout, 3, stride, rng, kw), ReLU(**kw), *_conv_bn(cout, cout, 3, 1, rng, kw))
+    shortcut = Sequential(*_conv_bn(cin, cout, 1, stride, rng, kw)) if stride != 1 or cin != cout else None
+    return Residual(block, shortcut)
+
+
+def small_resnet(num_classes: int = 10, backend: Any = None, dtype: Any = None, rng: "Generator | None" = None, *,
+                 width: int = 16, in_channels: int = 1) -> Sequential:
+    """A small ResNet for (N, in_channels, 28, 28) input -> (N, num_classes) logits.
+
+    Stem conv 3x3 (in -> w) + BN + ReLU at 28x28; a basic block (w -> w) + ReLU; a strided
+    downsampling block (w -> 2w, stride 2, projection shortcut) + ReLU at 14x14; global average
+    pooling; Linear(2w -> num_classes).  Keys match the same ``torch.nn`` modules with a
+    residual wrapper holding children ``block`` and ``shortcut`` ("3.block.0.weight", "5.shortcut.1.running_mean").
+    """
+    kw = dict(backend=backend, dtype=dtype)
+    return Sequential(
+        *_conv_bn(in_channels, width, 3, 1, rng, kw), ReLU(**kw),
+        _basic_block(width, width, 1, rng, kw), ReLU(**kw),
+        _basic_block(width, 2 * width, 2, rng, kw), ReLU(**kw),
+        GlobalAvgPool2D(**kw),
+        Linear(2 * width, num_classes, rng=rng, **kw),
+    )
+
+
+def mlp(in_features: int, hidden: "tuple[int, ...]" = (256, 128), num_classes: int = 10, *,
+        backend: Any = None, dtype: Any = None, rng: "Generator | None" = None) -> Sequential:
+    """Multilayer perceptron (N, in_features) -> (N, num_classes) logits.
+
+    Linear + ReLU for each width in ``hidden``, then a Linear to the classes (He init).
+    Keys: "0.weight", "2.weight", ... as ``torch.nn.Sequential`` of the same modules.
+    """
+    kw = dict(backend=backend, dtype=dtype)
+    layers: list[Any] = []
+    width = in_features
+    for h in hidden:
+        layers += [Linear(width, h, rng=rng, **kw), ReLU(**kw)]
+        width = h
+    layers.append(Linear(width, num_classes, rng=rng, **kw))
+    return Sequential(*layers)
