@@ -12,7 +12,7 @@ from .layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sequential
 from .layers import BatchNorm2D, GlobalAvgPool2D, Residual  # small_resnet
 from .random import Generator
 
-__all__ = ["mnist_cnn", "small_resnet"]
+__all__ = ["mnist_cnn", "small_resnet", "mlp"]
 
 
 def mnist_cnn(backend: Any = None, dtype: Any = None, rng: "Generator | None" = None) -> Sequential:
