@@ -167,3 +167,40 @@ def test_data_errors():
     x, y = _data((6,))
     with pytest.raises(ValueError, match="same non-zero length"):
         compare_backends(_mlp(), (x, y[:3]), ["numpy", "array_api_strict"], steps=1)
+
+
+# -- python -m anyxp_nn check ------------------------------------------------------------------
+
+def test_check_main_runs_and_passes(capsys, tmp_path):
+    from anyxp_nn.testing import check
+    out_json = tmp_path / "r.json"
+    rc = check.main(["--steps", "2", "--batch-size", "16", "--backend", "array_api_strict:device1",
+                     "--json", str(out_json)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "model: " in out and "OK: all backends agree" in out and "array_api_strict:device1" in out
+    import json
+    d = json.loads(out_json.read_text())
+    assert d["ok"] and d["backends"] == ["numpy", "array_api_strict:device1"] and len(d["losses"]["numpy"]) == 2
+
+
+def test_check_reference_model_degrades_to_mlp():
+    from anyxp_nn.testing.check import reference_model
+    build, augment, desc = reference_model("mlp")
+    assert desc.startswith("MLP")
+    model = build(backend="numpy", dtype="float32")
+    x = nn.get_backend("numpy").asarray(np.zeros((2, 1, 8, 8), dtype=np.float32))
+    assert tuple(model(x).shape) == (2, 10)
+    with pytest.raises(ValueError, match="`--model` must be auto, cnn or mlp, got 'rnn'"):
+        reference_model("rnn")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--backend", "numpy"], "besides numpy"),
+    (["--backend", "nosuch"], "unknown backend 'nosuch'"),
+    (["--steps", "0"], "`--steps` must be >= 1"),
+])
+def test_check_main_bad_arguments(argv, match, capsys):
+    from anyxp_nn.testing import check
+    assert check.main(argv) == 2
+    assert match in capsys.readouterr().err
