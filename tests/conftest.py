@@ -13,3 +13,14 @@ def _reset_default_backend():
     """Tests never leak a process-wide default backend into each other."""
     yield
     nn.backend._default_name = None
+
+
+def pytest_configure(config):
+    # One BLAS/OpenMP thread per test process: pytest-xdist runs one process per core, and
+    # PyTorch's spinning OpenMP threads slow down 10x when they outnumber the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
