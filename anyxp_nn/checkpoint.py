@@ -218,9 +218,9 @@ def _match_model(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]
     missing = [k for k in current if k not in saved]
     unexpected = [k for k in saved if k not in current]
     if missing:
-        problems.append(f"missing keys {missing}")
+        problems.append(f"missing keys {_few(missing)}")
     if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
+        problems.append(f"unexpected keys {_few(unexpected)}")
     for key, (name, shape, dt) in saved.items():
         if key not in current:
             continue
@@ -237,6 +237,10 @@ def _match_model(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]
                               f"{meta['model']['class']}, loading into a {type(model).__name__}): "
                               + "; ".join(problems))
     return {key: arrays[name] for key, (name, _, _) in saved.items()}
+
+
+def _few(keys: list[str], n: int = 12) -> str:
+    return str(keys) if len(keys) <= n else f"{keys[:n]} (+{len(keys) - n} more)"
 
 
 def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader: Any = None,
