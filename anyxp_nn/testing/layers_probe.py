@@ -222,7 +222,7 @@ def probe_layers(build_model: Callable[..., Any], batch: tuple[np.ndarray, np.nd
                 results.append(res)
                 continue
             run, base = runs[label], runs.get(ref.label)
-            if any(r.problem and r.backend == label and _inside(r.layer, name) for r in results):
+            if any(r.problem and label == r.backend and _inside(r.layer, name) for r in results):
                 results.append(res)   # a child already explains it
                 continue
             if run["problems"]:

@@ -7,7 +7,14 @@ Fixtures:
         cannot run here (no torch, no CUDA device) skip with the reason.
     ``xp``: ``backend.xp``.
 Marker:
-    ``@pytest.mark.anyxp_skip("torch", reason="...")``: skip those backends for one test.
+    ``@pytest.mark.anyxp_skip("torch", reason="...")``: skip those backends for one test
+    (a bare name also skips its devices: "array_api_strict" skips "array_api_strict:device1").
+Layer tables:
+    ``test_mine = anyxp_nn.testing.layer_test(CASES)`` in any test module runs every
+    :class:`~anyxp_nn.testing.LayerCase` through every check on every backend.
+
+The plugin is registered through the ``pytest11`` entry point, so installing
+anyxp_nn is enough: no ``conftest.py`` needed (``-p no:anyxp_nn`` turns it off).
 """
 from __future__ import annotations
 
