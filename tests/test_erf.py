@@ -22,6 +22,6 @@ def test_erf_accuracy(backend, dtype, tol):
 
 
 def test_erf_odd_and_monotone():
-    y = erf(np.linspace(-5, 5, 1001))
-    np.testing.assert_array_equal(y, -y[::-1])
-    assert np.all(np.diff(y) >= 0)
+    x = np.linspace(0, 5, 1001)
+    np.testing.assert_array_equal(erf(-x), -erf(x))
+    assert np.all(np.diff(erf(x)) >= 0)
