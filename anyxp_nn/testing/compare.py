@@ -26,7 +26,7 @@ import numpy as np
 from ..backend import Backend, available_backends, get_backend
 from ..losses import softmax_cross_entropy
 from ..random import manual_seed
-from .layers_probe import Culprit, LayerResult, probe_layers
+from .layers_probe import Culprit, LayerResult, diff as _diff, probe_layers
 
 __all__ = ["compare_backends", "CompareReport", "Culprit", "training_tolerance"]
 
@@ -201,15 +201,6 @@ def _train(build_model: Callable[..., Any], b: Backend, batches: list, dtype: st
         trace["grads"].append(grads)
 
 
-def _diff(a: np.ndarray, r: np.ndarray) -> tuple[float, float]:
-    if a.shape != r.shape:
-        return float("inf"), float("inf")
-    d = np.abs(a.astype(np.float64) - r.astype(np.float64))
-    mabs = float(d.max()) if d.size else 0.0
-    scale = float(np.abs(r).max()) if r.size else 0.0
-    return mabs, mabs / scale if scale > 0 else (0.0 if mabs == 0 else float("inf"))
-
-
 def compare_backends(build_model: Callable[..., Any], data: tuple[Any, Any],
                      backends: Sequence["str | Backend"] | None = None, *, steps: int = 10,
                      batch_size: int = 32, seed: int = 0, loss_fn: Callable = softmax_cross_entropy,
@@ -256,10 +247,8 @@ def compare_backends(build_model: Callable[..., Any], data: tuple[Any, Any],
         t = traces[label]
         report.params[label], report.grads[label], report.ratio[label] = [], [], []
         for k in range(min(len(t["state"]), len(ref["state"]))):
-            pd = {n: _diff(t["state"][k][n], r) if n in t["state"][k] else (float("inf"),) * 2
-                  for n, r in ref["state"][k].items()}
-            gd = {n: _diff(t["grads"][k][n], r) if n in t["grads"][k] else (float("inf"),) * 2
-                  for n, r in ref["grads"][k].items()}
+            pd = {n: _diff(t["state"][k].get(n), r) for n, r in ref["state"][k].items()}
+            gd = {n: _diff(t["grads"][k].get(n), r) for n, r in ref["grads"][k].items()}
             report.params[label].append(pd)
             report.grads[label].append(gd)
             scale = {n: float(np.abs(r).max()) if r.size else 0.0 for n, r in ref["state"][k].items()}

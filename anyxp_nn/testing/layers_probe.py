@@ -16,6 +16,7 @@ containers innermost first; the first problem found is the culprit.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..backend import Backend, get_backend
 from ..random import manual_seed
+from .assert_close import _label
 from .dtype_audit import float64_audit
 
 __all__ = ["LayerResult", "Culprit", "probe_layers", "layer_tolerance"]
@@ -135,7 +137,7 @@ def _run_layer(layer: Any, b: Backend, x_host: np.ndarray, dy_host: np.ndarray |
         if p.grad is None:
             continue
         if not b.owns(p.grad) or p.grad.dtype != p.data.dtype:
-            problems.append(("dtype", f"gradient of {n!r} is {p.grad.dtype} on {_where(p.grad)}, "
+            problems.append(("dtype", f"gradient of {n!r} is {p.grad.dtype} on {_label(p.grad)!r}, "
                                       f"expected {p.data.dtype} on {b.label!r}"))
         out["grads"][n] = b.to_numpy(p.grad)
     for n, buf in layer.named_buffers():
@@ -153,26 +155,12 @@ def _inside(child: str, parent: str) -> bool:
     return child != parent and (parent == "(model)" or child.startswith(parent + "."))
 
 
-def _where(a: Any) -> str:
-    try:
-        from ..backend import backend_of
-        return repr(backend_of(a).label)
-    except Exception:
-        return type(a).__name__
+def _maybe_audit(b: Backend, on: bool, name: str) -> Any:
+    return float64_audit(b, context=lambda: name) if on else contextlib.nullcontext([])
 
 
-class _maybe_audit:
-    def __init__(self, b: Backend, on: bool, name: str):
-        self.cm = float64_audit(b, context=lambda: name) if on else None
-
-    def __enter__(self) -> list:
-        return self.cm.__enter__() if self.cm is not None else []
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self.cm.__exit__(*exc) if self.cm is not None else False
-
-
-def _diff(a: np.ndarray | None, r: np.ndarray | None) -> tuple[float, float]:
+def diff(a: np.ndarray | None, r: np.ndarray | None) -> tuple[float, float]:
+    """``(max|a - r|, max|a - r| / max|r|)``; infinite when one is missing or the shapes differ."""
     if a is None or r is None:
         return (0.0, 0.0) if a is None and r is None else (float("inf"), float("inf"))
     if a.shape != r.shape:
@@ -228,11 +216,11 @@ def probe_layers(build_model: Callable[..., Any], batch: tuple[np.ndarray, np.nd
             if run["problems"]:
                 res.problem, res.detail = run["problems"][0]
             if base is not None and label != ref.label:
-                res.forward = _diff(run["y"], base["y"])
+                res.forward = diff(run["y"], base["y"])
                 pairs = [("dX", run["dx"], base["dx"])]
                 pairs += [(f"grad {n!r}", run["grads"].get(n), g) for n, g in base["grads"].items()]
                 pairs += [(f"buffer {n!r}", run["buffers"].get(n), v) for n, v in base["buffers"].items()]
-                worst = max(((w, _diff(a, r), r) for w, a, r in pairs), key=lambda t: t[1][1], default=None)
+                worst = max(((w, diff(a, r), r) for w, a, r in pairs), key=lambda t: t[1][1], default=None)
                 if worst is not None:
                     res.backward = worst[1]
                 if not res.problem and _beyond(res.forward, base["y"], tol):
@@ -240,7 +228,7 @@ def probe_layers(build_model: Callable[..., Any], batch: tuple[np.ndarray, np.nd
                     res.detail = (f"output differs from {ref.label!r} by max abs {res.forward[0]:.3g} "
                                   f"(rel {res.forward[1]:.3g}; tolerance rtol={tol[0]:g}, atol={tol[1]:g})")
                 if not res.problem:
-                    for w, d, r in ((w, _diff(a, r), r) for w, a, r in pairs):
+                    for w, d, r in ((w, diff(a, r), r) for w, a, r in pairs):
                         if _beyond(d, r, tol):
                             res.problem = "backward"
                             res.detail = (f"{w} differs from {ref.label!r} by max abs {d[0]:.3g} (rel {d[1]:.3g}; "
