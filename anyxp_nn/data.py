@@ -11,8 +11,8 @@ backend.  Two modes:
   background thread prepares batch ``k+1`` while the model works on batch ``k``.
 
 ``on_device="auto"`` keeps the dataset on the device when it is smaller than
-``device_budget_bytes`` (default 512 MiB), and always on NumPy, where host and
-device are the same memory.
+``device_budget_bytes`` (default 512 MiB); on NumPy that costs nothing, host and
+device being the same memory.
 
 Shuffles come from ``anyxp_nn.random.get_rng(rng).permutation(n)`` on the host,
 so the same seed gives the same batches on every backend.
@@ -120,8 +120,7 @@ class DataLoader:
         self.y = y
         self.epoch = 0
         if on_device == "auto":
-            on_device = (self.backend.name == "numpy"
-                         or self.x.nbytes + self.y.nbytes <= device_budget_bytes)
+            on_device = self.x.nbytes + self.y.nbytes <= device_budget_bytes
         self.on_device = bool(on_device)
         self._xd = self._yd = None
         if self.on_device:  # one transfer for the whole dataset

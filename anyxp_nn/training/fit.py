@@ -18,8 +18,6 @@ import time
 import warnings
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from .. import losses as _losses
 from ..data import DataLoader, as_loader
 from .callbacks import Callback, FitState
@@ -84,7 +82,7 @@ def evaluate(model: Any, data: Any, loss_fn: "LossFn | None" = None,
         vec = xp.concat(parts)
         total = vec if total is None else total + vec
         n += int(xb.shape[0])
-    host = model.backend.to_numpy(total).astype(np.float64)  # note: the one host sync of evaluate
+    host = model.backend.to_numpy(total).astype("float64")  # note: the one host sync of evaluate
     out: dict[str, Any] = {}
     i = 0
     if loss_fn is not None:
@@ -93,7 +91,7 @@ def evaluate(model: Any, data: Any, loss_fn: "LossFn | None" = None,
     for m, size in zip(ms, sizes):
         chunk = host[i:i + size]
         if isinstance(m, ConfusionMatrix):
-            c = int(round(np.sqrt(size)))
+            c = int(round(size ** 0.5))
             out[m.name] = m.reduce(chunk.reshape(c, c), n)
         else:
             out[m.name] = m.reduce(chunk[0], n)
@@ -155,7 +153,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     pending: list[tuple[Any, int, float]] = []  # (device vector, batch size, lr) per step not yet read
     bar = None
     t_log, n_log = time.perf_counter(), 0
-    epoch_sums: list[np.ndarray] = []
+    epoch_sums: list[list[float]] = []  # per step: [loss * batch size, metric sums...]
     epoch_n = 0
 
     def flush() -> None:
@@ -163,7 +161,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
         nonlocal t_log, n_log, epoch_n
         if not pending:
             return
-        vals = backend.to_numpy(xp.stack([v for v, _, _ in pending])).astype(np.float64)  # note: sync point
+        vals = backend.to_numpy(xp.stack([v for v, _, _ in pending])).astype("float64")  # note: sync point
         rows = []
         first = state.step - len(pending)
         for k, (row_vals, (_, nb, lr)) in enumerate(zip(vals, pending)):
@@ -172,7 +170,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
                 row[m.name] = float(row_vals[1 + j]) / nb
             rows.append(row)
             history.add_step(row)
-            epoch_sums.append(np.concatenate([[row_vals[0] * nb], row_vals[1:]]))
+            epoch_sums.append([float(row_vals[0]) * nb] + [float(v) for v in row_vals[1:]])
             epoch_n += nb
         dt = time.perf_counter() - t_log
         speed = n_log / dt if dt > 0 else float("nan")
@@ -233,7 +231,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             if state.stop_training:
                 break
             dt = time.perf_counter() - t_epoch
-            sums = np.sum(epoch_sums, axis=0) if epoch_sums else np.zeros(1 + len(train_metrics))
+            sums = [sum(col) for col in zip(*epoch_sums)] if epoch_sums else [0.0] * (1 + len(train_metrics))
             row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(sums[0]) / max(epoch_n, 1)}
             for j, m in enumerate(train_metrics):
                 row[m.name] = float(sums[1 + j]) / max(epoch_n, 1)

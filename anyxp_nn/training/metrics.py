@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 from array_api_compat import array_namespace, device as _device
 
 from ..backend import backend_of
@@ -31,7 +30,8 @@ class Metric:
     def batch(self, logits: Any, labels: Any) -> Any:
         raise NotImplementedError
 
-    def reduce(self, total: np.ndarray, count: int) -> Any:
+    def reduce(self, total: Any, count: int) -> Any:
+        """``total``: the host (NumPy) sum over all batches."""
         return float(total) / max(count, 1)
 
 
@@ -82,8 +82,8 @@ class ConfusionMatrix(Metric):
         pred = xp.astype(xp.argmax(logits, axis=1)[:, None] == classes[None, :], logits.dtype)
         return truth.T @ pred  # (C, C)
 
-    def reduce(self, total: np.ndarray, count: int) -> Any:
-        return np.rint(total).astype(np.int64).tolist()
+    def reduce(self, total: Any, count: int) -> Any:
+        return total.round().astype("int64").tolist()
 
 
 def get_metrics(specs: "Sequence[Any] | str | None") -> list[Metric]:
@@ -114,7 +114,7 @@ def get_metrics(specs: "Sequence[Any] | str | None") -> list[Metric]:
     return out
 
 
-def _read(logits: Any, labels: Any, metric: Metric) -> np.ndarray:
+def _read(logits: Any, labels: Any, metric: Metric) -> Any:
     if tuple(labels.shape) != (logits.shape[0],):
         raise ValueError(f"{metric.name}: labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
     return backend_of(logits).to_numpy(metric.batch(logits, labels))  # note: a host sync point
@@ -130,6 +130,6 @@ def top_k_accuracy(logits: Any, labels: Any, k: int = 5) -> float:
     return float(_read(logits, labels, TopKAccuracy(k))) / max(int(logits.shape[0]), 1)
 
 
-def confusion_matrix(logits: Any, labels: Any) -> np.ndarray:
-    """(C, C) int64 host matrix, rows = true class, columns = predicted class."""
-    return np.rint(_read(logits, labels, ConfusionMatrix())).astype(np.int64)
+def confusion_matrix(logits: Any, labels: Any) -> Any:
+    """(C, C) int64 host ``numpy.ndarray``, rows = true class, columns = predicted class."""
+    return _read(logits, labels, ConfusionMatrix()).round().astype("int64")
