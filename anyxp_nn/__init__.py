@@ -25,3 +25,6 @@ __all__ += ["data", "training", "checkpoint", "fit", "History", "save", "load", 
 from .testing.sync import count_syncs, sync_guard  # noqa: E402
 
 __all__ += ["sync_guard", "count_syncs"]
+from . import monitor  # noqa: E402
+
+__all__ += ["monitor"]
