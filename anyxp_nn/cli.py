@@ -17,6 +17,7 @@ import argparse
 import importlib
 import inspect
 import json
+import os
 import subprocess
 import sys
 import time
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_arg(p)
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for anyxp_nn.testing.check")
 
-    p = sub.add_parser("bench", help="run benchmarks/*.py, or a quick MLP step timing")
+    p = sub.add_parser("bench", help="run benchmarks/*.py (from the current folder or the source tree), "
+                                     "or a quick MLP step timing")
     _backend_arg(p)
     p.add_argument("--builtin", action="store_true", help="only the built-in MLP step timing")
     p.add_argument("--steps", type=int, default=50, help="timed steps of the built-in benchmark")
@@ -230,10 +232,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     scripts = [] if args.builtin else _bench_scripts()
     if scripts:
         rc = 0
+        env = dict(os.environ)
         for s in scripts:
-            cmd = [sys.executable, str(s)] + (["--backend", args.backend] if args.backend else [])
+            cmd = [sys.executable, str(s)]
+            if args.backend:  # scripts read $ANYXP_BACKEND; those with a --backends option get it too
+                env["ANYXP_BACKEND"] = args.backend
+                if "--backends" in s.read_text(errors="replace"):
+                    cmd += ["--backends", args.backend]
             print(f"$ {' '.join(cmd)}", flush=True)
-            r = subprocess.run(cmd)
+            r = subprocess.run(cmd, env=env)
             if r.returncode != 0:
                 print(f"{PROG}: {s.name} exited with status {r.returncode}", file=sys.stderr)
                 rc = 1
