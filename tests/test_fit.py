@@ -229,5 +229,7 @@ def test_fit_argument_errors():
         np.testing.assert_array_equal(v, before[k])  # nothing was trained
     with pytest.raises(ValueError, match="`epochs` must be a non-negative int"):
         fit(model, opt, CE, ld, epochs=-1)
+    with pytest.raises(ValueError, match=r"the loader yields no batches \(240 samples, batch_size=256"):
+        fit(model, opt, CE, DataLoader(x, y, batch_size=256, drop_last=True))
     with pytest.raises(TypeError, match="callbacks must be Callback instances"):
         fit(model, opt, CE, ld, callbacks=[print])

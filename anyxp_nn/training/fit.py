@@ -139,6 +139,9 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
     val_loader = as_loader(val_data, backend=model.backend) if val_data is not None else None
     steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
+                         f"{loader.batch_size}, drop_last={loader.drop_last})")
     log_every = log_every or max(1, -(-steps_per_epoch // 10))
     backend, xp = model.backend, model.backend.xp
     fast_loss = loss_fn
