@@ -72,33 +72,39 @@ class _BatchNorm(Layer):
         if train:
             mu = xp.mean(x, axis=axes, keepdims=True)
             xc = x - mu
-            var = xp.mean(xc * xc, axis=axes, keepdims=True)
-            invstd = 1.0 / xp.sqrt(var + self.eps)
-            xhat = xc * invstd
+            sq = xc * xc
+            var = xp.mean(sq, axis=axes, keepdims=True)
+            del sq
+            invstd = 1.0 / xp.sqrt(var + self.eps)  # (1, C, 1, ...)
             mom = self.momentum
             self.register_buffer("running_mean", (1.0 - mom) * self.running_mean + mom * xp.reshape(mu, (-1,)))
             self.register_buffer("running_var", (1.0 - mom) * self.running_var
                                  + (mom * m / (m - 1)) * xp.reshape(var, (-1,)))
             self.register_buffer("num_batches_tracked", self.num_batches_tracked + 1)
         else:
+            xc = x - xp.reshape(self.running_mean, shape)
             invstd = xp.reshape(1.0 / xp.sqrt(self.running_var + self.eps), shape)
-            xhat = (x - xp.reshape(self.running_mean, shape)) * invstd
-        y = xhat * w + xp.reshape(b.data, shape)
+        # y = w xhat + b with xhat = xc * invstd folded into one per-channel scale:
+        # full-size arrays are the cost here, so only xc and y are made (and kept)
+        scale = w * invstd  # (1, C, 1, ...)
+        y = xc * scale
+        y += xp.reshape(b.data, shape)
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
-            dw = xp.sum(dY * xhat, axis=axes)  # (C,)
-            db = xp.sum(dY, axis=axes)  # (C,)
+            dw = xp.sum(dY * xc, axis=axes, keepdims=True) * invstd  # (1, C, 1, ...) = sum(dY xhat)
+            db = xp.sum(dY, axis=axes, keepdims=True)
             if W.requires_grad:
-                W.accumulate(dw)
+                W.accumulate(xp.reshape(dw, (-1,)))
             if b.requires_grad:
-                b.accumulate(db)
+                b.accumulate(xp.reshape(db, (-1,)))
             if not need_dx:
                 return None
-            scale = w * invstd
-            if not train:  # statistics are constants in evaluation
-                return dY * scale
-            # mean(g) = w db / m, mean(g xhat) = w dw / m with g = w dY
-            return (dY - xp.reshape(db, shape) * (1.0 / m) - xhat * xp.reshape(dw, shape) * (1.0 / m)) * scale
+            dX = dY * scale
+            if train:
+                # dX = w invstd (dY - db/m - xhat dw/m): mean(g) = w db / m, mean(g xhat) = w dw / m
+                dX -= xc * (scale * invstd * dw * (1.0 / m))
+                dX -= scale * db * (1.0 / m)
+            return dX  # in evaluation the statistics are constants: dX = dY w invstd
 
         return y, backprop
 
