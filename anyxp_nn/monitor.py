@@ -217,10 +217,14 @@ class GradientMonitor:
                   ("act_std", "activation std (dashed: |mean|)", False), ("dead_frac", "dead ReLU fraction", False)]
         steps = np.asarray(self.steps)
         for ax, (metric, name, log) in zip(axes.ravel(), panels):
-            for label, series in self.history[metric].items():
-                line, = ax.plot(steps, series, label=label)
+            items = list(self.history[metric].items())
+            colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(items), 1)))  # input -> output
+            for (label, series), color in zip(items, colors):
+                ax.plot(steps, series, label=label, color=color)
                 if metric == "act_std" and label in self.history["act_mean"]:
-                    ax.plot(steps, np.abs(self.history["act_mean"][label]), ls="--", color=line.get_color())
+                    ax.plot(steps, np.abs(self.history["act_mean"][label]), ls="--", color=color)
+            if not items:
+                ax.text(0.5, 0.5, "no data (no such layers)", ha="center", va="center", transform=ax.transAxes)
             if log and any(np.nanmax(np.asarray(s, dtype=float), initial=0.0) > 0
                            for s in self.history[metric].values()):
                 ax.set_yscale("log")
