@@ -137,3 +137,56 @@ def test_errors(backend):
         nn.Residual(nn.Linear(4, 5, backend=backend)).forward(backend.asarray(np.ones((2, 4)), **f32))
     with pytest.raises(TypeError, match="Residual: `block` must be a Layer, got function"):
         nn.Residual(lambda x: x)
+
+
+def _torch_small_resnet(w):
+    """torch.nn twin of anyxp_nn.models.small_resnet (same children, so the same state_dict keys)."""
+    import torch.nn as t
+
+    class Residual(t.Module):
+        def __init__(self, block, shortcut=None):
+            super().__init__()
+            self.block, self.shortcut = block, shortcut
+
+        def forward(self, x):
+            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    class GlobalAvgPool(t.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    def conv_bn(cin, cout, k, s):
+        return [t.Conv2d(cin, cout, k, stride=s, padding=k // 2, bias=False), t.BatchNorm2d(cout)]
+
+    def block(cin, cout, s):
+        body = t.Sequential(*conv_bn(cin, cout, 3, s), t.ReLU(), *conv_bn(cout, cout, 3, 1))
+        return Residual(body, t.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else None)
+
+    return t.Sequential(*conv_bn(1, w, 3, 1), t.ReLU(), block(w, w, 1), t.ReLU(), block(w, 2 * w, 2), t.ReLU(),
+                        GlobalAvgPool(), t.Linear(2 * w, 10))
+
+
+def test_small_resnet_matches_torch_train_step(backend):
+    torch = pytest.importorskip("torch")
+    from anyxp_nn.models import small_resnet
+    model = small_resnet(10, backend=backend, dtype="float64", rng=nn.Generator(0), width=4)
+    tmodel = _torch_small_resnet(4).double()
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, 1, 10, 10)), rng.integers(0, 10, 4)
+    logits, back = model.forward(backend.asarray(x))
+    loss, dlogits = nn.losses.softmax_cross_entropy(logits, backend.asarray(y))
+    dx = back(dlogits)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    tloss = torch.nn.functional.cross_entropy(tmodel(tx), torch.from_numpy(y))
+    tloss.backward()
+    np.testing.assert_allclose(float(backend.to_numpy(loss)), tloss.item(), rtol=1e-10)
+    np.testing.assert_allclose(backend.to_numpy(dx), tx.grad.numpy(), rtol=1e-7, atol=1e-12)
+    grads = dict(model.named_parameters())
+    for k, p in tmodel.named_parameters():
+        np.testing.assert_allclose(backend.to_numpy(grads[k].grad), p.grad.numpy(), rtol=1e-7, atol=1e-12, err_msg=k)
+    for k, v in tmodel.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
+    tmodel.eval()
+    np.testing.assert_allclose(backend.to_numpy(model(backend.asarray(x))), tmodel(tx).detach().numpy(),
+                               rtol=1e-9, atol=1e-12)
