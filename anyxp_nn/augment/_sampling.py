@@ -81,28 +81,24 @@ def bilinear(x: Any, si: Any, sj: Any) -> Any:
 
     The image gets a 2-pixel zero border and the corners are clamped into it, so a
     neighbour outside the image reads zero without any mask, and the four reads are
-    one index array plus constant offsets.
+    one gather of the corner index plus the constant offsets (0, 1, W+4, W+5).
     """
     xp = array_namespace(x)
     n, c, h, w = x.shape
-    fi, fj = xp.floor(si), xp.floor(sj)
-    a, b = si - fi, sj - fj
+    # shift by the 2-pixel border first: floor(si + 2) = floor(si) + 2 and the fraction is unchanged
+    fi, fj = xp.floor(si + 2.0), xp.floor(sj + 2.0)
+    a, b = (si + 2.0) - fi, (sj + 2.0) - fj
     wp = w + 4
-    # corners in the padded image: i0 in [-2, H] -> [0, H + 2], so i0 + 1 <= H + 3 stays inside
-    i0 = xp.clip(xp.astype(fi, xp.int64), -2, h) + 2
-    j0 = xp.clip(xp.astype(fj, xp.int64), -2, w) + 2
+    # top-left corners in the padded image, clamped to [0, H + 2] so the +1 neighbour stays inside
+    i0 = xp.clip(xp.astype(fi, xp.int64), 0, h + 2)
+    j0 = xp.clip(xp.astype(fj, xp.int64), 0, w + 2)
     flat = xp.reshape(pad_zeros(x, 2), (-1,))
-    plane = xp.reshape(xp.arange(n * c, dtype=xp.int64, device=_device(x)), (n, c, 1, 1)) * ((h + 4) * wp)
-    idx = xp.reshape(plane + (i0 * wp + j0), (-1,))  # (N*C*Ho*Wo,) flat index of the top-left corner
-    shape = (n, c) + tuple(si.shape[2:])
-
-    def read(offset: int) -> Any:
-        return xp.reshape(xp.take(flat, idx + offset, axis=0), shape)
-
-    top = read(0)
-    top = top + b * (read(1) - top)
-    bottom = read(wp)
-    bottom = bottom + b * (read(wp + 1) - bottom)
+    plane = xp.reshape(xp.arange(n * c, dtype=xp.int64, device=_device(x)), (1, n, c, 1, 1)) * ((h + 4) * wp)
+    corner = xp.reshape(xp.asarray([0, 1, wp, wp + 1], dtype=xp.int64, device=_device(x)), (4, 1, 1, 1, 1))
+    idx = plane + (i0 * wp + j0) + corner  # (4, N, C, Ho, Wo): the four neighbours, one gather
+    v = xp.reshape(xp.take(flat, xp.reshape(idx, (-1,)), axis=0), tuple(idx.shape))
+    top = v[0, ...] + b * (v[1, ...] - v[0, ...])
+    bottom = v[2, ...] + b * (v[3, ...] - v[2, ...])
     return top + a * (bottom - top)
 
 
