@@ -4,7 +4,7 @@ variant of Graves (2013), as ``torch.optim.RMSprop``:
     g    = g + wd * p                                   (if wd > 0)
     s    = alpha * s + (1 - alpha) * g^2
     avg  = sqrt(s) + eps                                  or, centered:
-    gbar = alpha * gbar + (1 - alpha) * g ;  avg = sqrt(s - gbar^2) + eps
+    gbar = alpha * gbar + (1 - alpha) * g ;  avg = sqrt(max(s - gbar^2, 0)) + eps
     buf  = momentum * buf + g / avg ;  p = p - lr * buf   (momentum > 0)
     p    = p - lr * g / avg                               (otherwise)
 """
@@ -68,8 +68,9 @@ class RMSprop(Optimizer):
             gbar *= alpha
             gbar += (1.0 - alpha) * g
             sq = gbar * gbar  # reuse the name: the old temporary is released
-            avg = s - sq
-            avg = xp.sqrt(avg)
+            # s >= gbar^2 in exact arithmetic; rounding can make it -1 ulp for a constant
+            # gradient, where PyTorch returns NaN: clamp at 0 (the only deviation from torch)
+            avg = xp.sqrt(xp.maximum(s - sq, 0.0))
         else:
             avg = xp.sqrt(s)
         avg += eps
