@@ -2,7 +2,8 @@
 from . import callbacks, metrics
 from .callbacks import (Callback, CSVLogger, EarlyStopping, FitState, JSONLogger, LRSchedule, ModelCheckpoint,
                         NonFiniteGuard, NonFiniteLossError, TerminateOnNaN)
-from .fit import evaluate, fit
+from .evaluate import evaluate
+from .fit import fit
 from .history import History
 
 __all__ = ["fit", "evaluate", "History", "callbacks", "metrics", "Callback", "FitState", "EarlyStopping",

@@ -13,37 +13,17 @@ Checkpoints are only written at epoch ends, atomically, so the last one is intac
 """
 from __future__ import annotations
 
-import functools
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from .. import losses as _losses
 from ..data import DataLoader, as_loader
 from .callbacks import Callback, FitState
+from .evaluate import LossFn, check_labels, evaluate, fast_loss
 from .history import History
 from .metrics import ConfusionMatrix, Metric, get_metrics
 
-__all__ = ["fit", "evaluate"]
-
-LossFn = Callable[[Any, Any], tuple[Any, Any]]
-
-
-def _check_labels(loader: DataLoader, num_classes: int, what: str) -> None:
-    """Host-side range check of class ids against the model's output width (no device sync)."""
-    if not loader.labels or loader.y.size == 0:
-        return
-    lo, hi = int(loader.y.min()), int(loader.y.max())
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(f"fit: {what} labels are in [{lo}, {hi}] but the model outputs {num_classes} classes; "
-                         f"labels must be in [0, {num_classes})")
-
-
-def _fast_loss(loss_fn: LossFn) -> LossFn:
-    # Labels were range-checked on the host, so skip the per-step device check (a sync point).
-    if loss_fn is _losses.softmax_cross_entropy:
-        return functools.partial(_losses.softmax_cross_entropy, check_labels=False)
-    return loss_fn
+__all__ = ["fit"]
 
 
 def _step_vector(xp: Any, loss: Any, logits: Any, yb: Any, metrics: list[Metric]) -> Any:
@@ -51,52 +31,6 @@ def _step_vector(xp: Any, loss: Any, logits: Any, yb: Any, metrics: list[Metric]
     parts = [xp.reshape(xp.astype(loss, logits.dtype), (1,))]
     parts += [xp.reshape(m.batch(logits, yb), (-1,)) for m in metrics]
     return xp.concat(parts) if len(parts) > 1 else parts[0]
-
-
-def evaluate(model: Any, data: Any, loss_fn: "LossFn | None" = None,
-             metrics: "Sequence[Any] | str | None" = ("accuracy",), batch_size: int = 256) -> dict[str, Any]:
-    """Loss and metrics of ``model`` (inference mode) on ``data`` = (x, y) host arrays or a DataLoader.
-
-    All batch results stay on the device and are read in one transfer at the end.
-    """
-    loader = as_loader(data, batch_size=batch_size, backend=model.backend, what="data")
-    if loader.backend != model.backend:
-        raise ValueError(f"evaluate: the data loader yields batches on {loader.backend.label!r} "
-                         f"but the model is on {model.backend.label!r}")
-    ms = get_metrics(metrics)
-    xp = model.backend.xp
-    loss_fn = _fast_loss(loss_fn) if loss_fn is not None else None
-    total, n, sizes = None, 0, None
-    for xb, yb in loader:
-        logits = model(xb)
-        if sizes is None:
-            if logits.ndim == 2:
-                _check_labels(loader, int(logits.shape[1]), "validation")
-            c = int(logits.shape[1]) if logits.ndim == 2 else 1
-            sizes = [c * c if isinstance(m, ConfusionMatrix) else 1 for m in ms]
-        parts = []
-        if loss_fn is not None:
-            loss, _ = loss_fn(logits, yb)
-            parts.append(xp.reshape(xp.astype(loss, logits.dtype) * float(xb.shape[0]), (1,)))
-        parts += [xp.reshape(m.batch(logits, yb), (-1,)) for m in ms]
-        vec = xp.concat(parts)
-        total = vec if total is None else total + vec
-        n += int(xb.shape[0])
-    host = model.backend.to_numpy(total).astype("float64")  # note: the one host sync of evaluate
-    out: dict[str, Any] = {}
-    i = 0
-    if loss_fn is not None:
-        out["loss"] = float(host[0]) / n
-        i = 1
-    for m, size in zip(ms, sizes):
-        chunk = host[i:i + size]
-        if isinstance(m, ConfusionMatrix):
-            c = int(round(size ** 0.5))
-            out[m.name] = m.reduce(chunk.reshape(c, c), n)
-        else:
-            out[m.name] = m.reduce(chunk[0], n)
-        i += size
-    return out
 
 
 def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_data: Any = None,
@@ -129,22 +63,22 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")
-    if resume is not None:
+    all_metrics = get_metrics(metrics)
+    train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
+    val_loader = as_loader(val_data, backend=model.backend) if val_data is not None else None
+    if resume is not None:  # last: every argument is checked before the model changes
         from ..checkpoint import load
         info = load(resume, model, optimizer, loader=loader)
         initial_epoch = int(info.get("epoch") or 0)
         history = info.get("history") or history
     history = history if history is not None else History()
-    all_metrics = get_metrics(metrics)
-    train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
-    val_loader = as_loader(val_data, backend=model.backend) if val_data is not None else None
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
                          f"{loader.batch_size}, drop_last={loader.drop_last})")
     log_every = log_every or max(1, -(-steps_per_epoch // 10))
     backend, xp = model.backend, model.backend.xp
-    fast_loss = loss_fn
+    step_loss = loss_fn
     state = FitState(model, optimizer, loader, history, epochs)
     state.step = int(getattr(optimizer, "step_count", 0))
     state.last_checkpoint = str(resume) if resume is not None else None
@@ -209,12 +143,12 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
                 logits, backprop = model.forward(xb, train=True)
                 if not checked:
                     if logits.ndim == 2:
-                        _check_labels(loader, int(logits.shape[1]), "training")
+                        check_labels(loader, int(logits.shape[1]), "training")
                         if val_loader is not None:
-                            _check_labels(val_loader, int(logits.shape[1]), "validation")
-                        fast_loss = _fast_loss(loss_fn)
+                            check_labels(val_loader, int(logits.shape[1]), "validation")
+                        step_loss = fast_loss(loss_fn)
                     checked = True
-                loss, dlogits = fast_loss(logits, yb)
+                loss, dlogits = step_loss(logits, yb)
                 backprop(dlogits, need_dx=False)
                 lr = float(optimizer.lr_at(optimizer.param_groups[0])) if hasattr(optimizer, "lr_at") else None
                 optimizer.step()
