@@ -70,7 +70,7 @@ def run_sections(backend: str, out_dir: Path, quick: bool,
             statuses.append({"section": module, "title": title, "status": f"skipped: {why}", "seconds": 0.0,
                              "figures": 0})
             continue
-        before = set(out_dir.rglob("*"))
+        started = time.time()
         print(f"[run ] {title} ({module}) on {backend}{' (quick)' if quick else ''}", file=sys.stderr, flush=True)
         nn.manual_seed(0)
         t = time.perf_counter()
@@ -86,7 +86,8 @@ def run_sections(backend: str, out_dir: Path, quick: bool,
         finally:
             plt.close("all")
         dt = time.perf_counter() - t
-        figures = [f for f in set(out_dir.rglob("*")) - before if f.suffix in (".png", ".pdf", ".svg")]
+        figures = [f for f in out_dir.rglob("*")  # written (or rewritten) by this section
+                   if f.suffix in (".png", ".pdf", ".svg") and f.stat().st_mtime >= started - 0.01]
         for r in got:
             rows.append({"section": r.get("section", module), "item": r.get("item", ""),
                          "value": r.get("value", ""), "unit": r.get("unit", "")})
