@@ -289,7 +289,12 @@ _COMMANDS = {"backends": cmd_backends, "demo": cmd_demo, "train": cmd_train, "ch
 
 def main(argv: "Sequence[str] | None" = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["check"] and len(argv) > 1:
+            # `check` owns its options (--steps, --model, ..., --help): hand them over unparsed
+            args = argparse.Namespace(command="check", backend=None, args=argv[1:])
+            return cmd_check(args)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()

@@ -88,3 +88,11 @@ def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "anyxp_nn", "backends", "--backend", "nope"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_check_passes_its_own_options_through(capsys):
+    from anyxp_nn import cli
+    rc = cli.main(["check", "--steps", "2", "--model", "mlp", "--backend", "numpy,array_api_strict"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "all backends agree" in out
