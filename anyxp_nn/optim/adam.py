@@ -11,7 +11,7 @@ parameter's t-th update (t from 1):
 
 The bias corrections are Python floats, so float32 state stays float32.  The
 update uses in-place operators on the state and shares temporaries (three fresh
-arrays and eleven passes over memory per parameter; the bias corrections are
+arrays and twelve passes over memory per parameter; the bias corrections are
 folded into scalars), which is what the ``benchmarks/bench_adam.py`` target needs.
 The algebra is regrouped, so results equal PyTorch's to float32 rounding, not bitwise.
 """
