@@ -36,11 +36,7 @@ SKIP_MARK = "<!-- skip-test -->"
 TIMEOUT_S = 120
 
 # guide file name -> why its blocks are not run (keep this empty when possible)
-SLOW_OR_PENDING: dict[str, str] = {
-    "03-cnns-deep-learning-keys.md": "two illustrative im2col/col2im fragments (the blocks at lines ~98 and ~130) "
-                                     "use undefined names (kh, zeros); they need a <!-- skip-test --> line. "
-                                     "With those two skipped, the rest of the guide runs (checked by hand).",
-}
+SLOW_OR_PENDING: dict[str, str] = {}
 
 _OPEN = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
 

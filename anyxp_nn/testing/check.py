@@ -111,7 +111,7 @@ def _augment() -> tuple[Callable[[Any], Any] | None, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="anyxp_nn check", description="Train one reference model from one seed "
+    p = argparse.ArgumentParser(prog="anyxp-nn check", description="Train one reference model from one seed "
                                 "on every backend and report where they diverge.")
     p.add_argument("--backend", "--backends", dest="backends", default=None,
                    help="comma-separated backends; numpy is always the reference "
