@@ -37,9 +37,9 @@ def _he_scaled(gain: float):
 
 
 #: (label, activation, initialiser, SGD learning rate)
-CONFIGS = [("sigmoid, N(0, 1)", nn.Sigmoid, _normal(1.0), 0.1),
-           ("sigmoid, N(0, 0.01^2)", nn.Sigmoid, _normal(0.01), 0.1),
-           ("ReLU, He", nn.ReLU, "he", 0.1)]
+CONFIGS = [("sigmoid, N(0, 1)", nn.Sigmoid, _normal(1.0), 0.02),
+           ("sigmoid, N(0, 0.01^2)", nn.Sigmoid, _normal(0.01), 0.02),
+           ("ReLU, He", nn.ReLU, "he", 0.02)]
 
 
 def deep_mlp(activation: type, init: Any, backend: Any, depth: int = DEPTH, width: int = WIDTH,
