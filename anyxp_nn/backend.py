@@ -182,11 +182,24 @@ def to_numpy(a: Any) -> np.ndarray:
     return _to_numpy(a)
 
 
+_by_namespace: dict[tuple[int, str], "Backend"] = {}
+
+
 def backend_of(a: Any) -> "Backend":
     """The :class:`Backend` an array lives on."""
     from array_api_compat import array_namespace, device
     xp = array_namespace(a)
     dev = device(a)
+    key = (id(xp), str(dev))
+    hit = _by_namespace.get(key)
+    if hit is not None:
+        return hit
+    found = _find_backend(xp, dev)
+    _by_namespace[key] = found
+    return found
+
+
+def _find_backend(xp: Any, dev: Any) -> "Backend":
     for name in BACKEND_NAMES:
         if name in _cache or _loadable(name):
             b = _cache.get(name) or get_backend(name)
@@ -194,7 +207,7 @@ def backend_of(a: Any) -> "Backend":
                 if b.device == dev:
                     return b
                 return get_backend(f"{name}:{_device_label(name, dev)}")
-    raise ValueError(f"array of type {type(a).__name__} belongs to no anyxp_nn backend")
+    raise ValueError(f"arrays of namespace {getattr(xp, '__name__', xp)!r} belong to no anyxp_nn backend")
 
 
 def _device_label(name: str, dev: Any) -> str:

@@ -82,9 +82,10 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
         if not xp.isdtype(labels.dtype, "integral"):
             raise TypeError(f"{fn}: labels must be integer class ids, got dtype {labels.dtype}")
         if check_labels and n:
-            # note: a host sync point (one bool per call)
-            if bool(xp.any((labels < 0) | (labels >= c))):
-                lo, hi = int(xp.min(labels)), int(xp.max(labels))
+            # note: a host sync point (one scalar read per call, counted by the sync guard)
+            b = backend_of(labels)
+            if b.item(xp.any((labels < 0) | (labels >= c))):
+                lo, hi = int(b.item(xp.min(labels))), int(b.item(xp.max(labels)))
                 raise ValueError(f"{fn}: labels must be in [0, {c}) for {c} classes, got values in [{lo}, {hi}]")
         target = one_hot(labels, c, logits.dtype)
     if label_smoothing:
