@@ -86,8 +86,9 @@ def bilinear(x: Any, si: Any, sj: Any) -> Any:
     xp = array_namespace(x)
     n, c, h, w = x.shape
     # shift by the 2-pixel border first: floor(si + 2) = floor(si) + 2 and the fraction is unchanged
-    fi, fj = xp.floor(si + 2.0), xp.floor(sj + 2.0)
-    a, b = (si + 2.0) - fi, (sj + 2.0) - fj
+    si, sj = si + 2.0, sj + 2.0
+    fi, fj = xp.floor(si), xp.floor(sj)
+    a, b = si - fi, sj - fj
     wp = w + 4
     # top-left corners in the padded image, clamped to [0, H + 2] so the +1 neighbour stays inside
     i0 = xp.clip(xp.astype(fi, xp.int64), 0, h + 2)
