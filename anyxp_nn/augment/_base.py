@@ -18,7 +18,7 @@ from typing import Any
 from ..backend import Backend, backend_of, get_backend
 from ..random import Generator, get_rng
 
-__all__ = ["Transform", "host_xp", "check_images", "to_batch_backend"]
+__all__ = ["Transform", "host_xp", "check_images"]
 
 
 def host_xp() -> Any:
@@ -37,11 +37,6 @@ def check_images(x: Any, name: str) -> Backend:
     if not b.xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{name}: expected a floating batch of images, got dtype {x.dtype}")
     return b
-
-
-def to_batch_backend(b: Backend, host: Any, dtype: Any) -> Any:
-    """One host -> device transfer of the per-sample parameters."""
-    return b.asarray(host, dtype=dtype)
 
 
 class Transform:

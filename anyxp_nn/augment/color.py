@@ -5,7 +5,7 @@ from typing import Any
 
 from ..backend import Backend
 from ..random import Generator
-from ._base import Transform, to_batch_backend
+from ._base import Transform
 from ._sampling import row_mean
 
 __all__ = ["ColorJitter"]
@@ -38,7 +38,7 @@ class ColorJitter(Transform):
         u = rng.host_uniform((n, 2))  # column 0: brightness, column 1: contrast
         u[:, 0] = lo_b + (1.0 + self.brightness - lo_b) * u[:, 0]
         u[:, 1] = lo_c + (1.0 + self.contrast - lo_c) * u[:, 1]
-        f = to_batch_backend(b, u, x.dtype)  # (N, 2), one transfer
+        f = b.asarray(u, dtype=x.dtype)  # (N, 2), one transfer
         y = x * xp.reshape(f[:, 0], (n, 1, 1, 1))
         if self.contrast:
             m = xp.reshape(row_mean(xp.reshape(y, (n, -1))), (n, 1, 1, 1))

@@ -4,18 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend
+from ..layers.conv import pair
 from ..random import Generator
-from ._base import Transform, to_batch_backend
+from ._base import Transform
 from ._sampling import shifted_window
 
 __all__ = ["RandomCrop"]
-
-
-def _pair(v: Any, name: str, what: str, minimum: int) -> tuple[int, int]:
-    pair = (v, v) if isinstance(v, int) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= minimum for s in pair):
-        raise ValueError(f"{name}: `{what}` must be an int >= {minimum} or a pair of them, got {v!r}")
-    return pair
 
 
 class RandomCrop(Transform):
@@ -33,8 +27,8 @@ class RandomCrop(Transform):
 
     def __init__(self, size: "int | tuple[int, int]", padding: "int | tuple[int, int]" = 0,
                  padding_mode: str = "constant"):
-        self.size = _pair(size, "RandomCrop", "size", 1)
-        self.padding = _pair(padding, "RandomCrop", "padding", 0)
+        self.size = pair(size, "size", "RandomCrop", 1)
+        self.padding = pair(padding, "padding", "RandomCrop", 0)
         if padding_mode not in ("constant", "reflect"):
             raise ValueError(f"RandomCrop: `padding_mode` must be 'constant' or 'reflect', got {padding_mode!r}")
         self.padding_mode = padding_mode
@@ -48,5 +42,5 @@ class RandomCrop(Transform):
         if self.padding_mode == "reflect" and (ph >= h or pw >= w):
             raise ValueError(f"RandomCrop: reflect padding {(ph, pw)} must be smaller than the image {(h, w)}")
         corners = rng.host.integers(0, [h + 2 * ph - sh + 1, w + 2 * pw - sw + 1], size=(n, 2))
-        corners = to_batch_backend(b, corners - [ph, pw], "int64")  # (N, 2) top, left in image coordinates
+        corners = b.asarray(corners - [ph, pw], dtype="int64")  # (N, 2) top, left in image coordinates
         return shifted_window(x, corners[:, 0], corners[:, 1], sh, sw, self.padding_mode)

@@ -5,7 +5,7 @@ from typing import Any
 
 from ..backend import Backend
 from ..random import Generator
-from ._base import Transform, to_batch_backend
+from ._base import Transform
 
 __all__ = ["Cutout"]
 
@@ -28,7 +28,7 @@ class Cutout(Transform):
         xp = b.xp
         n, _, h, w = x.shape
         centre = rng.host.integers(0, [h, w], size=(n, 2))
-        top_left = to_batch_backend(b, centre - self.size // 2, "int64")  # (N, 2)
+        top_left = b.asarray(centre - self.size // 2, dtype="int64")  # (N, 2)
         top = xp.reshape(top_left[:, 0], (n, 1, 1, 1))
         left = xp.reshape(top_left[:, 1], (n, 1, 1, 1))
         i = xp.reshape(xp.arange(h, dtype=xp.int64, device=b.device), (1, 1, h, 1))

@@ -5,7 +5,7 @@ from typing import Any
 
 from ..backend import Backend
 from ..random import Generator
-from ._base import Transform, to_batch_backend
+from ._base import Transform
 
 __all__ = ["RandomFlip"]
 
@@ -32,7 +32,7 @@ class RandomFlip(Transform):
     def apply(self, x: Any, rng: Generator, b: Backend) -> Any:
         xp = b.xp
         n = x.shape[0]
-        flips = to_batch_backend(b, rng.host_uniform((n, 2)) < self.p, "bool")  # (N, 2), one transfer
+        flips = b.asarray(rng.host_uniform((n, 2)) < self.p, dtype="bool")  # (N, 2), one transfer
         if self.horizontal:
             x = xp.where(xp.reshape(flips[:, 0], (n, 1, 1, 1)), xp.flip(x, axis=3), x)
         if self.vertical:

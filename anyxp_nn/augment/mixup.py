@@ -5,7 +5,7 @@ from typing import Any
 
 from ..losses import one_hot
 from ..random import Generator, get_rng
-from ._base import check_images, to_batch_backend
+from ._base import check_images
 
 __all__ = ["MixUp"]
 
@@ -39,8 +39,8 @@ class MixUp:
             raise ValueError(f"MixUp: `y` must be ({n},) integer class ids, got shape {tuple(y.shape)} "
                              f"and dtype {y.dtype}")
         g = get_rng(rng)
-        lam = to_batch_backend(b, g.host.beta(self.alpha, self.alpha, size=n), x.dtype)  # (N,)
-        perm = to_batch_backend(b, g.permutation(n), "int64")
+        lam = b.asarray(g.host.beta(self.alpha, self.alpha, size=n), dtype=x.dtype)  # (N,)
+        perm = b.asarray(g.permutation(n), dtype="int64")
         lx = xp.reshape(lam, (n, 1, 1, 1))
         x_mixed = lx * x + (1.0 - lx) * xp.take(x, perm, axis=0)
         t = one_hot(y, num_classes, x.dtype)  # (N, C)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..backend import Backend
 from ..random import Generator
-from ._base import Transform, host_xp, to_batch_backend
+from ._base import Transform, host_xp
 from ._sampling import bilinear
 
 __all__ = ["RandomRotation"]
@@ -40,7 +40,7 @@ class RandomRotation(Transform):
         t = rng.host_uniform((n,), *self.degrees) * (math.pi / 180.0)
         cs = hxp.stack([hxp.cos(t), hxp.sin(t)], axis=1)
         cs = hxp.where(hxp.abs(cs) < 1e-12, 0.0, cs)  # exact zeros at multiples of 90 degrees
-        cs = to_batch_backend(b, cs, x.dtype)  # (N, 2), one transfer
+        cs = b.asarray(cs, dtype=x.dtype)  # (N, 2), one transfer
         c, s = xp.reshape(cs[:, 0], (n, 1, 1, 1)), xp.reshape(cs[:, 1], (n, 1, 1, 1))
         cy, cx = (h - 1) / 2, (w - 1) / 2
         dev = b.device

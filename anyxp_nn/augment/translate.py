@@ -5,7 +5,7 @@ from typing import Any
 
 from ..backend import Backend
 from ..random import Generator
-from ._base import Transform, to_batch_backend
+from ._base import Transform
 from ._sampling import shifted_window
 
 __all__ = ["RandomTranslate"]
@@ -36,5 +36,5 @@ class RandomTranslate(Transform):
         if self.fraction:
             my, mx = int(my * h), int(mx * w)
         shifts = rng.host.integers([-my, -mx], [my + 1, mx + 1], size=(n, 2))
-        src = to_batch_backend(b, -shifts, "int64")  # (N, 2): the source window starts at -shift
+        src = b.asarray(-shifts, dtype="int64")  # (N, 2): the source window starts at -shift
         return shifted_window(x, src[:, 0], src[:, 1], h, w, "constant")
