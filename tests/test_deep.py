@@ -123,8 +123,10 @@ def test_errors(backend):
         nn.BatchNorm2D(4, backend=backend).forward(backend.asarray(np.ones((2, 3, 5, 5)), **f32))
     with pytest.raises(ValueError, match=r"BatchNorm1D: `num_features` must be a positive int, got 0"):
         nn.BatchNorm1D(0)
-    with pytest.raises(ValueError, match=r"BatchNorm2D: `momentum` must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"BatchNorm2D: `momentum` must be a float in \[0, 1\], got 1.5"):
         nn.BatchNorm2D(3, momentum=1.5)
+    with pytest.raises(ValueError, match=r"got None \(PyTorch's momentum=None cumulative average is not supported\)"):
+        nn.BatchNorm1D(3, momentum=None)
     with pytest.raises(ValueError, match=r"BatchNorm2D: `eps` must be > 0, got 0"):
         nn.BatchNorm2D(3, eps=0)
     for p in (1.0, -0.1, 2):

@@ -39,8 +39,9 @@ class _BatchNorm(Layer):
             raise ValueError(f"{name}: `num_features` must be a positive int, got {num_features!r}")
         if not eps > 0:
             raise ValueError(f"{name}: `eps` must be > 0, got {eps!r}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{name}: `momentum` must be in [0, 1], got {momentum!r}")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{name}: `momentum` must be a float in [0, 1], got {momentum!r} "
+                             "(PyTorch's momentum=None cumulative average is not supported)")
         self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
         xp, dev, dt = self.backend.xp, self.backend.device, self.dtype
         self.weight = Parameter(xp.ones((num_features,), dtype=dt, device=dev))
