@@ -24,7 +24,7 @@ import numpy as np
 
 __all__ = [
     "Backend", "available_backends", "get_backend", "set_backend", "backend_report",
-    "backend_of", "to_numpy", "BACKEND_NAMES",
+    "backend_of", "to_numpy", "all_finite", "BACKEND_NAMES",
 ]
 
 BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
@@ -183,6 +183,11 @@ def to_numpy(a: Any) -> np.ndarray:
 
 
 _by_namespace: dict[tuple[int, str], "Backend"] = {}
+
+
+def all_finite(host: np.ndarray) -> bool:
+    """True when a host array holds no inf or NaN."""
+    return bool(np.all(np.isfinite(host)))
 
 
 def backend_of(a: Any) -> "Backend":

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
-from ..backend import Backend, backend_of, get_backend, to_numpy
+from ..backend import Backend, all_finite, backend_of, get_backend, to_numpy
 from ..parameter import Parameter
 
 __all__ = ["Layer", "Backprop", "StateDictError"]
@@ -120,7 +118,7 @@ class Layer:
         return self
 
     # -- state -------------------------------------------------------------------
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> "dict[str, numpy.ndarray]":
         """Parameters and buffers as host NumPy copies, PyTorch key names."""
         return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
                 for key, owner, attr, is_p in self._state_items()}
@@ -150,18 +148,18 @@ class Layer:
             if key not in state:
                 continue
             current = getattr(owner, attr).data if is_p else getattr(owner, attr)
-            value = to_numpy(state[key]) if not isinstance(state[key], np.ndarray) else state[key]
+            value = to_numpy(state[key])  # a host copy: later changes to `state` cannot reach the model
             if tuple(value.shape) != tuple(current.shape):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: {key!r} has shape "
                                  f"{tuple(value.shape)}, expected {tuple(current.shape)}")
             if value.dtype.kind not in "fiub":
                 raise TypeError(f"{type(self).__name__}.load_state_dict: {key!r} has dtype {value.dtype}, "
                                 "expected a numeric array")
-            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            if value.dtype.kind == "f" and not all_finite(value):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: {key!r} holds non-finite values")
             staged.append((owner, attr, is_p, value, current.dtype))
         for owner, attr, is_p, value, dtype in staged:
-            arr = owner.backend.asarray(np.array(value, copy=True), dtype=dtype)
+            arr = owner.backend.asarray(value, dtype=dtype)
             if is_p:
                 getattr(owner, attr).data = arr
             else:

@@ -10,7 +10,7 @@ that memory order, so the next convolution's ``permute_dims(x, (1, 0, 2, 3))``
 reads contiguous memory.
 
 Both directions are a loop over the ``kh*kw`` kernel offsets, each moving one
-strided slice: no ``as_strided``, no scatter-add, so the code runs unchanged on
+strided slice: no strided-view tricks, no scatter-add, so the code runs unchanged on
 NumPy, CuPy, PyTorch and ``array_api_strict``.
 
 Output size along one axis (PyTorch's formula, ``floor`` division):
