@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import time
 import numpy as np
 
 import anyxp_nn as nn
-from anyxp_nn.losses import softmax_cross_entropy
+from _common import machine, training_step
 from anyxp_nn.models import mnist_cnn
 
 BATCH = 64
@@ -59,12 +58,10 @@ def ours(backend: str, batches) -> tuple:
     xs = [b.asarray(x) for x, _ in batches]
     ys = [b.asarray(y) for _, y in batches]
 
+    train_step = training_step(model, opt, xs, ys)
+
     def step(i: int) -> None:
-        logits, backprop = model.forward(xs[i % len(xs)])
-        _, dlogits = softmax_cross_entropy(logits, ys[i % len(ys)], check_labels=False)
-        model.zero_grad()
-        backprop(dlogits, need_dx=False)
-        opt.step()
+        train_step(i)
         b.synchronize()
 
     conv1, conv2 = model[0], model[3]
@@ -189,16 +186,6 @@ def memory(which: str, steps: int, threads: int) -> dict:
     res = subprocess.run([sys.executable, __file__, "--memory-worker", which, "--steps", str(steps),
                           "--threads", str(threads)], capture_output=True, text=True, env=env, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def main(argv=None) -> int:

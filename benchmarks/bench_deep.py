@@ -18,16 +18,14 @@ of 64 MNIST images, per backend, as a fraction of the CNN's step time on that ba
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from typing import Any, Callable
 
 import numpy as np
 
 import anyxp_nn as nn
+from _common import machine, training_step
 from anyxp_nn import augment as A
-from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.models import small_resnet
 
 BATCH = 64
@@ -86,15 +84,7 @@ def ours_step(model_name: str, backend: str, batches: list) -> tuple[Callable[[i
     xs = [b.asarray(x) for x, _ in batches]
     ys = [b.asarray(y) for _, y in batches]
 
-    def step(i: int) -> Any:
-        logits, backprop = model.forward(xs[i % len(xs)])
-        loss, dlogits = softmax_cross_entropy(logits, ys[i % len(ys)], check_labels=False)
-        model.zero_grad()
-        backprop(dlogits, need_dx=False)
-        opt.step()
-        return loss
-
-    return step, b.synchronize, model
+    return training_step(model, opt, xs, ys), b.synchronize, model
 
 
 def torch_step(model_name: str, batches: list, state: dict) -> Callable[[int], Any]:
@@ -123,16 +113,6 @@ def time_steps(step: Callable[[int], Any], sync: Callable[[], None], n: int) -> 
         sync()
         out.append(time.perf_counter() - t0)
     return out
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def bench_models(backends: list[str], steps: int, rounds: int, batches: list) -> dict:

@@ -9,14 +9,12 @@ same number of threads; prints median ms/step and the ratio to PyTorch.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 
 import anyxp_nn as nn
-from anyxp_nn.losses import softmax_cross_entropy
+from _common import machine, training_step
 
 SIZES = (784, 512, 256, 10)
 BATCH = 128
@@ -36,15 +34,7 @@ def time_ours(name: str, steps: int, data) -> float:
     xs = [b.asarray(x) for x, _ in data]
     ys = [b.asarray(y) for _, y in data]
 
-    def step(i):
-        logits, backprop = model.forward(xs[i % len(xs)])
-        loss, dlogits = softmax_cross_entropy(logits, ys[i % len(ys)], check_labels=False)
-        model.zero_grad()
-        backprop(dlogits, need_dx=False)
-        opt.step()
-        return loss
-
-    return _median_ms(step, steps, b.synchronize)
+    return _median_ms(training_step(model, opt, xs, ys), steps, b.synchronize)
 
 
 def time_torch(steps: int, data) -> float:
@@ -77,16 +67,6 @@ def _median_ms(step, steps: int, sync) -> float:
         sync()
         times.append(time.perf_counter() - t0)
     return 1e3 * float(np.median(times))
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def main(argv=None) -> int:

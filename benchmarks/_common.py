@@ -1,0 +1,35 @@
+"""Shared by the benchmark scripts: the machine line and one anyxp_nn training step."""
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any, Callable
+
+import numpy as np
+
+from anyxp_nn.losses import softmax_cross_entropy
+
+
+def machine() -> str:
+    """CPU model, cores, Python and NumPy versions, for the results table."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def training_step(model: Any, optimizer: Any, xs: list, ys: list) -> Callable[[int], Any]:
+    """``step(i)``: forward, softmax cross-entropy, backward (no dX for the input), update on batch i."""
+
+    def step(i: int) -> Any:
+        logits, backprop = model.forward(xs[i % len(xs)])
+        loss, dlogits = softmax_cross_entropy(logits, ys[i % len(ys)], check_labels=False)
+        model.zero_grad()
+        backprop(dlogits, need_dx=False)
+        optimizer.step()
+        return loss
+
+    return step
