@@ -95,6 +95,8 @@ def test_guide_snippets_run(guide: Path, tmp_path: Path):
     blocks = python_blocks(guide.read_text(encoding="utf-8"))
     if not blocks:
         pytest.skip(f"{guide.name} has no ```python blocks")
+    if any(re.search(r"^\s*(import|from)\s+torch\b", src, re.M) for _, src in blocks):
+        pytest.importorskip("torch", reason=f"{guide.name} has snippets that use PyTorch")
     spec = tmp_path / "blocks.json"
     spec.write_text(json.dumps([[str(guide), line, src] for line, src in blocks]), encoding="utf-8")
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
