@@ -59,6 +59,11 @@ class Backend:
         self.device = device
         self.version = version
         self.label = label
+        #: How many host threads can usefully run elementwise work at once: NumPy's
+        #: ufuncs (also behind array_api_strict) run on one core and release the GIL,
+        #: so large in-place updates split over the cores; PyTorch has its own
+        #: intra-op threads and CuPy runs on the GPU, so they get 1.
+        self.elementwise_threads = (os.cpu_count() or 1) if name in ("numpy", "array_api_strict") else 1
 
     # -- identity -----------------------------------------------------------
     def __repr__(self) -> str:

@@ -1,0 +1,46 @@
+"""Large updates run in row blocks on a thread pool (NumPy): results are bit-identical."""
+import numpy as np
+import pytest
+
+import anyxp_nn as nn
+from anyxp_nn.optim import optimizer as optimizer_module
+
+OPTIMIZERS = [
+    lambda ps: nn.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: nn.optim.Adam(ps, lr=1e-2, weight_decay=1e-3),
+    lambda ps: nn.optim.AdamW(ps, lr=1e-2),
+    lambda ps: nn.optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True),
+    lambda ps: nn.optim.Adagrad(ps, lr=1e-1, lr_decay=0.01, initial_accumulator_value=0.1),
+]
+
+
+def _run(backend, make_opt, min_block, monkeypatch):
+    monkeypatch.setattr(optimizer_module, "MIN_BLOCK", min_block)
+    nn.manual_seed(0)
+    layer = nn.Linear(16, 33, backend=backend)  # 33 rows: uneven blocks
+    opt = make_opt(layer.parameters())
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        for p in layer.parameters():
+            p.grad = backend.asarray(rng.standard_normal(p.shape), dtype="float32")
+        opt.step()
+    return layer.state_dict(), opt.state_dict()
+
+
+@pytest.mark.parametrize("make_opt", OPTIMIZERS, ids=["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_blocked_update_is_bit_identical(backend, make_opt, monkeypatch):
+    whole, whole_opt = _run(backend, make_opt, 1 << 30, monkeypatch)
+    blocks, blocks_opt = _run(backend, make_opt, 1, monkeypatch)
+    for k in whole:
+        assert whole[k].tobytes() == blocks[k].tobytes(), k
+    assert whole_opt["state"].keys() == blocks_opt["state"].keys()
+    for i, st in whole_opt["state"].items():
+        for k, v in st.items():
+            other = blocks_opt["state"][i][k]
+            assert (v == other) if isinstance(v, int) else v.tobytes() == other.tobytes(), (i, k)
+
+
+def test_threads_per_backend():
+    assert nn.get_backend("numpy").elementwise_threads >= 1
+    if "torch" in nn.available_backends():
+        assert nn.get_backend("torch").elementwise_threads == 1
