@@ -64,6 +64,9 @@ class Backend:
         #: so large in-place updates split over the cores; PyTorch has its own
         #: intra-op threads and CuPy runs on the GPU, so they get 1.
         self.elementwise_threads = (os.cpu_count() or 1) if name in ("numpy", "array_api_strict") else 1
+        #: Working-set size (bytes) for cache-blocked loops on a CPU (e.g. Conv2D's im2col
+        #: in batch chunks that stay in cache); None on GPUs, which want one big kernel.
+        self.cache_block_bytes = None if _is_gpu(name, device) else 4 << 20
 
     # -- identity -----------------------------------------------------------
     def __repr__(self) -> str:
@@ -150,6 +153,11 @@ class Backend:
             return {"used_bytes": int(torch.cuda.memory_allocated(self.device)),
                     "reserved_bytes": int(torch.cuda.memory_reserved(self.device))}
         return None
+
+
+def _is_gpu(name: str, device: Any) -> bool:
+    return name == "cupy" or (name == "torch" and str(device).startswith("cuda")) or (
+        name == "jax" and getattr(device, "platform", "cpu") != "cpu")
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype:

@@ -159,3 +159,29 @@ def test_pool_kernel_larger_than_input():
     with pytest.raises(ValueError, match=r"AvgPool2D\(kernel_size=\(3, 3\), stride=\(3, 3\)\): kernel 3x3 is larger "
                                          r"than the padded input 2x5 \(input 2x5, padding 0x0\)"):
         nn.AvgPool2D(3).forward(np.ones((1, 1, 2, 5), dtype=np.float32))
+
+
+def test_conv_batch_chunks_match_one_chunk(backend, monkeypatch):
+    """Cache-blocked Conv2D (batch chunks) equals the one-GEMM path and passes gradcheck."""
+    from anyxp_nn.testing import assert_close, gradcheck
+    rng = np.random.default_rng(0)
+    x64 = rng.standard_normal((5, 4, 7, 6))
+    dy64 = rng.standard_normal((5, 6, 4, 4))  # output of the conv below
+
+    def run(budget):
+        monkeypatch.setattr(backend, "cache_block_bytes", budget)
+        nn.manual_seed(0)
+        conv = nn.Conv2D(4, 6, (3, 2), stride=(2, 2), padding=1, groups=2, backend=backend, dtype="float64")
+        y, bp = conv.forward(backend.asarray(x64))
+        dx = bp(backend.asarray(dy64))
+        return conv, backend.to_numpy(y), backend.to_numpy(dx), backend.to_numpy(conv.weight.grad)
+
+    conv, y1, dx1, dw1 = run(None)
+    chunked, y2, dx2, dw2 = run(1)  # one sample per chunk
+    assert len(chunked._batch_chunks(5, 100)) == 5
+    monkeypatch.setattr(backend, "cache_block_bytes", 1000)
+    assert len(chunked._batch_chunks(5, 100)) == 1  # 500 bytes in all: below 4x the budget, one chunk
+    assert len(chunked._batch_chunks(80, 100)) == 8  # 8000 bytes: chunks of 1000
+    for a, b_ in ((y1, y2), (dx1, dx2), (dw1, dw2)):
+        assert_close(b_, a, rtol=1e-12, atol=1e-12)
+    gradcheck(chunked, backend.asarray(x64[:2]))
