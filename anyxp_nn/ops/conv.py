@@ -22,7 +22,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, device as _device
 
-__all__ = ["conv_output_size", "window_slices", "im2col", "col2im"]
+__all__ = ["conv_output_size", "window_slices", "pad2d", "im2col", "col2im"]
 
 Pair = tuple[int, int]
 
@@ -43,17 +43,21 @@ def window_slices(kernel: Pair, stride: Pair, dilation: Pair, out: Pair) -> list
             for i in range(kh) for j in range(kw)]
 
 
-def _channels_first_padded(x: Any, padding: Pair, value: float = 0.0) -> Any:
-    """(N, C, H, W) -> (C, N, H + 2ph, W + 2pw), a fresh buffer only when there is padding."""
+def pad2d(x: Any, padding: Pair, value: float = 0.0) -> Any:
+    """Pad the last two axes of a 4-D array with ``value``: a fresh buffer only when there is padding."""
     xp = array_namespace(x)
-    xc = xp.permute_dims(x, (1, 0, 2, 3))  # (C, N, H, W) view
     ph, pw = padding
     if not (ph or pw):
-        return xc
-    c, n, h, w = xc.shape
-    buf = xp.full((c, n, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=_device(x))
-    buf[:, :, ph:ph + h, pw:pw + w] = xc
+        return x
+    a, b, h, w = x.shape
+    buf = xp.full((a, b, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=_device(x))
+    buf[:, :, ph:ph + h, pw:pw + w] = x
     return buf
+
+
+def _channels_first_padded(x: Any, padding: Pair, value: float = 0.0) -> Any:
+    """(N, C, H, W) -> (C, N, H + 2ph, W + 2pw)."""
+    return pad2d(array_namespace(x).permute_dims(x, (1, 0, 2, 3)), padding, value)  # (C, N, H, W) view
 
 
 def im2col(x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Any:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from array_api_compat import array_namespace, device as _device
 
-from .conv import Pair, conv_output_size, window_slices
+from .conv import Pair, conv_output_size, pad2d, window_slices
 
 __all__ = ["max_pool2d", "avg_pool2d", "pool_output_size"]
 
@@ -24,17 +24,6 @@ __all__ = ["max_pool2d", "avg_pool2d", "pool_output_size"]
 def pool_output_size(h: int, w: int, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
     return (conv_output_size(h, kernel[0], stride[0], padding[0]),
             conv_output_size(w, kernel[1], stride[1], padding[1]))
-
-
-def _padded(x: Any, padding: Pair, value: float) -> Any:
-    xp = array_namespace(x)
-    ph, pw = padding
-    if not (ph or pw):
-        return x
-    n, c, h, w = x.shape
-    buf = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=_device(x))
-    buf[:, :, ph:ph + h, pw:pw + w] = x
-    return buf
 
 
 def _scatter(dy_parts: Callable[[int], Any], x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
@@ -58,7 +47,7 @@ def max_pool2d(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Any, 
     xp = array_namespace(x)
     n, c, h, w = x.shape
     out = pool_output_size(h, w, kernel, stride, padding)
-    xpad = _padded(x, padding, -math.inf)
+    xpad = pad2d(x, padding, -math.inf)
     slices = window_slices(kernel, stride, (1, 1), out)
     idx_dtype = xp.int8 if len(slices) <= 127 else xp.int32
     y, arg = None, None
@@ -90,7 +79,7 @@ def avg_pool2d(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Any, 
     xp = array_namespace(x)
     n, c, h, w = x.shape
     out = pool_output_size(h, w, kernel, stride, padding)
-    xpad = _padded(x, padding, 0.0)
+    xpad = pad2d(x, padding, 0.0)
     y = None
     for _, _, rows, cols in window_slices(kernel, stride, (1, 1), out):
         v = xpad[:, :, rows, cols]
