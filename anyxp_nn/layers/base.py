@@ -118,7 +118,7 @@ class Layer:
         return self
 
     # -- state -------------------------------------------------------------------
-    def state_dict(self) -> "dict[str, numpy.ndarray]":
+    def state_dict(self) -> dict[str, Any]:
         """Parameters and buffers as host NumPy copies, PyTorch key names."""
         return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
                 for key, owner, attr, is_p in self._state_items()}
