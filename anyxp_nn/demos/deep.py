@@ -154,7 +154,7 @@ def dropout_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) 
         train(model, X, y, epochs=epochs, lr=0.05, batch_size=50, seed=2, on_epoch=log)
         hist[p] = (tr, va)
         label = f"Dropout({p})" if p else "no dropout"
-        (tl, ta), (vl, vacc) = tr[-1], va[-1]
+        (_, ta), (_, vacc) = tr[-1], va[-1]  # (loss, accuracy) pairs
         what = f"MLP 2x512, 500 images with 30% noisy labels, {label}"
         rows.append(_row(f"{what}: train accuracy", ta, "fraction"))
         rows.append(_row(f"{what}: hold-out accuracy", vacc, "fraction"))

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backend import Backend, backend_of, get_backend
+from ..backend import Backend, backend_of
 from ..layers.base import Layer
 from ..random import Generator, default_generator
 
