@@ -1,8 +1,9 @@
-"""Shared by the benchmark scripts: the machine line and one anyxp_nn training step."""
+"""Shared by the benchmark scripts: the machine line, the timing loop, one anyxp_nn training step."""
 from __future__ import annotations
 
 import os
 import platform
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -33,3 +34,14 @@ def training_step(model: Any, optimizer: Any, xs: list, ys: list) -> Callable[[i
         return loss
 
     return step
+
+
+def time_steps(step: Callable[[int], Any], sync: Callable[[], None], n: int) -> list[float]:
+    """Seconds of each of ``n`` calls ``step(i)``, each followed by ``sync()`` (device work done)."""
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        step(i)
+        sync()
+        out.append(time.perf_counter() - t0)
+    return out

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
 
 import anyxp_nn as nn
+from _common import time_steps
 from anyxp_nn.parameter import Parameter
 
 SHAPES = [(1024, 784), (1024,), (256, 1024), (256,), (10, 256), (10,)]
@@ -53,12 +53,7 @@ class Timer:
         best: dict[str, float] = {}
         for _ in range(rounds):
             for name, (step, sync) in self.contenders.items():
-                times = []
-                for i in range(per):
-                    t0 = time.perf_counter()
-                    step(i)
-                    sync()
-                    times.append(time.perf_counter() - t0)
+                times = time_steps(step, sync, per)
                 self.samples[name] += times
                 best[name] = min(best.get(name, float("inf")), 1e3 * float(np.median(times)))
         self.overall = {k: 1e3 * float(np.median(v)) for k, v in self.samples.items()}

@@ -31,6 +31,7 @@ import numpy as np
 import anyxp_nn as nn
 from _common import machine, training_step
 from anyxp_nn.models import mnist_cnn
+from anyxp_nn.testing.torch_models import torch_mnist_cnn
 
 BATCH = 64
 
@@ -82,10 +83,7 @@ def ours(backend: str, batches) -> tuple:
 def reference(batches, state: dict) -> tuple:
     """The same model, weights and optimizer in PyTorch."""
     import torch
-    tnn = torch.nn
-    model = tnn.Sequential(tnn.Conv2d(1, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
-                           tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                           tnn.Linear(3136, 128), tnn.ReLU(), tnn.Linear(128, 10))
+    model = torch_mnist_cnn()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if hasattr(nn.optim, "Adam")
            else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))

@@ -18,15 +18,15 @@ of 64 MNIST images, per backend, as a fraction of the CNN's step time on that ba
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 import anyxp_nn as nn
-from _common import machine, training_step
+from _common import machine, time_steps, training_step
 from anyxp_nn import augment as A
 from anyxp_nn.models import small_resnet
+from anyxp_nn.testing.torch_models import torch_small_resnet
 
 BATCH = 64
 
@@ -48,28 +48,7 @@ def torch_twin(name: str) -> Any:
                             t.Conv2d(32, 64, 3, padding=1), t.BatchNorm2d(64), t.ReLU(), t.MaxPool2d(2),
                             t.Flatten(), t.Linear(3136, 128), t.ReLU(), t.Dropout(0.5), t.Linear(128, 10))
 
-    class Residual(t.Module):
-        def __init__(self, block, shortcut=None):
-            super().__init__()
-            self.block, self.shortcut = block, shortcut
-
-        def forward(self, x):
-            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
-
-    def conv_bn(cin, cout, k, s):
-        return [t.Conv2d(cin, cout, k, stride=s, padding=k // 2, bias=False), t.BatchNorm2d(cout)]
-
-    def block(cin, cout, s):
-        body = t.Sequential(*conv_bn(cin, cout, 3, s), t.ReLU(), *conv_bn(cout, cout, 3, 1))
-        return Residual(body, t.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else None)
-
-    class GlobalAvgPool(t.Module):  # (N, C, H, W) -> (N, C), one module as in anyxp_nn
-        def forward(self, x):
-            return x.mean(dim=(2, 3))
-
-    w = 16
-    return t.Sequential(*conv_bn(1, w, 3, 1), t.ReLU(), block(w, w, 1), t.ReLU(), block(w, 2 * w, 2), t.ReLU(),
-                        GlobalAvgPool(), t.Linear(2 * w, 10))
+    return torch_small_resnet(16)
 
 
 BUILD = {"cnn": cnn_bn_dropout, "resnet": lambda backend: small_resnet(10, backend=backend, width=16)}
@@ -103,16 +82,6 @@ def torch_step(model_name: str, batches: list, state: dict) -> Callable[[int], A
         return loss
 
     return step
-
-
-def time_steps(step: Callable[[int], Any], sync: Callable[[], None], n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        step(i)
-        sync()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def bench_models(backends: list[str], steps: int, rounds: int, batches: list) -> dict:

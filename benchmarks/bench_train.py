@@ -9,12 +9,11 @@ same number of threads; prints median ms/step and the ratio to PyTorch.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import anyxp_nn as nn
-from _common import machine, training_step
+from _common import machine, time_steps, training_step
 
 SIZES = (784, 512, 256, 10)
 BATCH = 128
@@ -57,16 +56,8 @@ def time_torch(steps: int, data) -> float:
 
 
 def _median_ms(step, steps: int, sync) -> float:
-    for i in range(10):  # warm-up
-        step(i)
-    sync()
-    times = []
-    for i in range(steps):
-        t0 = time.perf_counter()
-        step(i)
-        sync()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    time_steps(step, sync, 10)  # warm-up
+    return 1e3 * float(np.median(time_steps(step, sync, steps)))
 
 
 def main(argv=None) -> int:

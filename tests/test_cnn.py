@@ -65,10 +65,8 @@ def test_conv2d_loads_torch_state_dict(backend):
 
 def test_mnist_cnn_matches_torch_model(backend):
     torch = _torch()
-    tnn = torch.nn
-    tmodel = tnn.Sequential(tnn.Conv2d(1, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
-                            tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                            tnn.Linear(3136, 128), tnn.ReLU(), tnn.Linear(128, 10)).double()
+    from anyxp_nn.testing.torch_models import torch_mnist_cnn
+    tmodel = torch_mnist_cnn().double()
     model = mnist_cnn(backend=backend, dtype="float64", rng=nn.random.Generator(0))
     assert list(model.state_dict()) == list(tmodel.state_dict())
     tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})

@@ -141,38 +141,12 @@ def test_errors(backend):
         nn.Residual(lambda x: x)
 
 
-def _torch_small_resnet(w):
-    """torch.nn twin of anyxp_nn.models.small_resnet (same children, so the same state_dict keys)."""
-    import torch.nn as t
-
-    class Residual(t.Module):
-        def __init__(self, block, shortcut=None):
-            super().__init__()
-            self.block, self.shortcut = block, shortcut
-
-        def forward(self, x):
-            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
-
-    class GlobalAvgPool(t.Module):
-        def forward(self, x):
-            return x.mean(dim=(2, 3))
-
-    def conv_bn(cin, cout, k, s):
-        return [t.Conv2d(cin, cout, k, stride=s, padding=k // 2, bias=False), t.BatchNorm2d(cout)]
-
-    def block(cin, cout, s):
-        body = t.Sequential(*conv_bn(cin, cout, 3, s), t.ReLU(), *conv_bn(cout, cout, 3, 1))
-        return Residual(body, t.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else None)
-
-    return t.Sequential(*conv_bn(1, w, 3, 1), t.ReLU(), block(w, w, 1), t.ReLU(), block(w, 2 * w, 2), t.ReLU(),
-                        GlobalAvgPool(), t.Linear(2 * w, 10))
-
-
 def test_small_resnet_matches_torch_train_step(backend):
     torch = pytest.importorskip("torch")
     from anyxp_nn.models import small_resnet
     model = small_resnet(10, backend=backend, dtype="float64", rng=nn.Generator(0), width=4)
-    tmodel = _torch_small_resnet(4).double()
+    from anyxp_nn.testing.torch_models import torch_small_resnet
+    tmodel = torch_small_resnet(4).double()
     tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     rng = np.random.default_rng(0)
     x, y = rng.random((4, 1, 10, 10)), rng.integers(0, 10, 4)
