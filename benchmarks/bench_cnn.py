@@ -54,8 +54,7 @@ def ours(backend: str, batches) -> tuple:
     """(step(i), conv_step(i)) closures for anyxp_nn on ``backend``."""
     b = nn.get_backend(backend)
     model = mnist_cnn(backend=b, rng=nn.random.Generator(0))
-    opt = (nn.optim.Adam(model.parameters(), lr=1e-3) if hasattr(nn.optim, "Adam")
-           else nn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    opt = nn.optim.Adam(model.parameters(), lr=1e-3)
     xs = [b.asarray(x) for x, _ in batches]
     ys = [b.asarray(y) for _, y in batches]
 
@@ -85,8 +84,7 @@ def reference(batches, state: dict) -> tuple:
     import torch
     model = torch_mnist_cnn()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-    opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if hasattr(nn.optim, "Adam")
-           else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     xs = [torch.from_numpy(x) for x, _ in batches]
     ys = [torch.from_numpy(y) for _, y in batches]
 
@@ -209,7 +207,7 @@ def main(argv=None) -> int:
     step, conv = reference(batches, state)
     fns["torch"], fns["torch convs"] = step, conv
     ms = interleaved_ms(fns, args.steps)
-    opt = "Adam" if hasattr(nn.optim, "Adam") else "SGD momentum"
+    opt = "Adam"
     print(f"machine: {machine()}; torch {torch.__version__}")
     print(f"threads: NumPy BLAS {blas_threads()}, torch.set_num_threads({threads})")
     print(f"\nMNIST CNN, batch {BATCH}, {opt}: median ms per training step over {args.steps} steps")

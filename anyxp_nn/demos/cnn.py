@@ -17,8 +17,9 @@ import numpy as np
 
 import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
-from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.models import mnist_cnn
+
+from ._loop import train_epoch
 
 __all__ = ["run", "train", "accuracy"]
 
@@ -46,33 +47,18 @@ def accuracy(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch: int = 500) ->
 
 def train(model: nn.Layer, X: np.ndarray, y: np.ndarray, epochs: int, *, lr: float = LR, batch: int = BATCH,
           seed: int = 0, log: Any = print) -> list[float]:
-    """Minibatch Adam (SGD momentum if Adam is missing) with a cosine learning-rate decay
+    """Minibatch Adam with a cosine learning-rate decay
     ``lr_k = lr/2 * (1 + cos(pi k / total_steps))``; returns the seconds of each epoch."""
     b = model.backend
     total = epochs * math.ceil(len(X) / batch)
-    base = lr if hasattr(nn.optim, "Adam") else 0.05
-
-    def schedule(k: int) -> float:
-        return 0.5 * base * (1.0 + math.cos(math.pi * min(k, total) / total))
-
-    opt = (nn.optim.Adam(model.parameters(), lr=schedule) if hasattr(nn.optim, "Adam")
-           else nn.optim.SGD(model.parameters(), lr=schedule, momentum=0.9))
+    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, total))
     rng = nn.random.Generator(seed)
     seconds = []
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        order = rng.permutation(len(X))
-        running = 0.0
-        for i in range(0, len(X), batch):
-            idx = order[i:i + batch]
-            xb, yb = b.asarray(X[idx]), b.asarray(y[idx])  # the one host->device move per batch
-            logits, backprop = model.forward(xb, train=True)
-            loss, dlogits = softmax_cross_entropy(logits, yb, check_labels=False)
-            model.zero_grad()
-            backprop(dlogits, need_dx=False)  # the first conv skips its dX
-            opt.step()
-            if i == 0 or i + batch >= len(X):
-                running += b.item(loss)  # note: a host sync point, twice per epoch
+        losses = train_epoch(model, opt, X, y, batch_size=batch, rng=rng)
+        # note: one host read per epoch: the first and the last batch's loss
+        running = float(np.sum(b.to_numpy(b.xp.stack([losses[0], losses[-1]]))))
         b.synchronize()
         seconds.append(time.perf_counter() - t0)
         log(f"  epoch {epoch + 1}/{epochs}: loss {running / 2:.4f} ({seconds[-1]:.2f} s)")

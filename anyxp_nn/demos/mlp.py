@@ -22,6 +22,8 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_digits, load_mnist_5k, make_spirals, train_test_split
 from anyxp_nn.losses import softmax_cross_entropy
 
+from ._loop import train_epoch
+
 __all__ = ["SimpleNeuralNetwork", "MLP", "train_classifier", "accuracy", "run"]
 
 SECTION = "MLPs and Backpropagation"
@@ -85,24 +87,13 @@ def train_classifier(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: i
                      seed: int = 1) -> tuple[list[float], float]:
     """Mini-batch SGD (momentum 0.9) with a cosine schedule; returns (loss per epoch, seconds per epoch)."""
     b = model.backend
-    steps_per_epoch = math.ceil(len(X) / batch_size)
-    total = epochs * steps_per_epoch
-    schedule = getattr(nn.optim, "cosine_annealing", None)
-    lr_fn = schedule(lr, total) if schedule else (lambda k: lr * 0.5 * (1 + math.cos(math.pi * min(k, total) / total)))
-    opt = nn.optim.SGD(model.parameters(), lr=lr_fn, momentum=0.9, weight_decay=weight_decay)
+    total = epochs * math.ceil(len(X) / batch_size)
+    opt = nn.optim.SGD(model.parameters(), lr=nn.optim.cosine_annealing(lr, total), momentum=0.9,
+                       weight_decay=weight_decay)
     rng = nn.Generator(seed)
     epoch_losses, t0 = [], time.perf_counter()
     for _ in range(epochs):
-        perm = rng.permutation(len(X))
-        losses = []
-        for i in range(0, len(X), batch_size):
-            idx = perm[i:i + batch_size]
-            logits, backprop = model.forward(b.asarray(X[idx]))
-            loss, dlogits = softmax_cross_entropy(logits, b.asarray(y[idx]), label_smoothing=label_smoothing)
-            model.zero_grad()
-            backprop(dlogits, need_dx=False)
-            opt.step()
-            losses.append(loss)
+        losses = train_epoch(model, opt, X, y, batch_size=batch_size, rng=rng, label_smoothing=label_smoothing)
         # note: one host read per epoch (the losses stay on the device until here)
         epoch_losses.append(float(np.mean(b.to_numpy(b.xp.stack(losses)))))
     b.synchronize()

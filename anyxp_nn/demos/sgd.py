@@ -24,6 +24,8 @@ from anyxp_nn.datasets import load_digits, train_test_split
 from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.parameter import Parameter
 
+from ._loop import train_epoch
+
 __all__ = ["run", "rosenbrock", "ill_conditioned_quadratic", "OPTIMIZERS", "trajectory"]
 
 SECTION = "Stochastic Gradient Descent"
@@ -126,18 +128,6 @@ def _mlp(backend: Any, seed: int = 0) -> nn.Sequential:
     return nn.Sequential(nn.Linear(64, 64, **kw), nn.ReLU(**kw), nn.Linear(64, 10, **kw))
 
 
-def _epoch(model: nn.Layer, opt: Any, X: np.ndarray, y: np.ndarray, batch: int, rng: nn.Generator) -> None:
-    b = model.backend
-    perm = rng.permutation(len(X))
-    for i in range(0, len(X), batch):
-        idx = perm[i:i + batch]
-        logits, backprop = model.forward(b.asarray(X[idx]))
-        _, dlogits = softmax_cross_entropy(logits, b.asarray(y[idx]), check_labels=False)
-        opt.zero_grad()
-        backprop(dlogits, need_dx=False)
-        opt.step()
-
-
 def _loss_and_acc(model: nn.Layer, X: Any, y: Any) -> tuple[Any, Any]:
     """Device scalars: mean loss and accuracy (read later, together)."""
     xp = model.backend.xp
@@ -161,7 +151,7 @@ def _digits_optimizers(backend: str, out_dir: Path, quick: bool, data: tuple) ->
         rng = nn.Generator(1)
         stats = [_loss_and_acc(model, Xtr_d, ytr_d)]
         for _ in range(epochs):
-            _epoch(model, opt, Xtr, ytr, 32, rng)
+            train_epoch(model, opt, Xtr, ytr, batch_size=32, rng=rng)
             stats.append(_loss_and_acc(model, Xtr_d, ytr_d))
         test = _loss_and_acc(model, Xte_d, yte_d)[1]
         host = b.to_numpy(b.xp.stack([s for pair in stats for s in pair] + [test]))  # one read per run
@@ -198,7 +188,7 @@ def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[
         stats, times = [_loss_and_acc(model, X_d, y_d)[0]], [0.0]
         for _ in range(epochs):
             t0 = time.perf_counter()
-            _epoch(model, opt, Xtr, ytr, batch, rng)
+            train_epoch(model, opt, Xtr, ytr, batch_size=batch, rng=rng)
             b.synchronize()
             times.append(times[-1] + time.perf_counter() - t0)
             stats.append(_loss_and_acc(model, X_d, y_d)[0])
