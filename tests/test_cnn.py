@@ -159,17 +159,21 @@ def test_pool_kernel_larger_than_input():
         nn.AvgPool2D(3).forward(np.ones((1, 1, 2, 5), dtype=np.float32))
 
 
-def test_conv_batch_chunks_match_one_chunk(backend, monkeypatch):
-    """Cache-blocked Conv2D (batch chunks) equals the one-GEMM path and passes gradcheck."""
+@pytest.mark.parametrize("stride", [(2, 2), (1, 1)], ids=["col2im", "transposed-conv"])
+def test_conv_batch_chunks_match_one_chunk(backend, monkeypatch, stride):
+    """Cache-blocked Conv2D (batch chunks) equals the one-GEMM path and passes gradcheck.
+
+    Stride 2 takes dX through col2im, stride 1 through the convolution of dY with the flipped kernel.
+    """
     from anyxp_nn.testing import assert_close, gradcheck
     rng = np.random.default_rng(0)
     x64 = rng.standard_normal((5, 4, 7, 6))
-    dy64 = rng.standard_normal((5, 6, 4, 4))  # output of the conv below
+    dy64 = rng.standard_normal((5, 6, 4, 4) if stride == (2, 2) else (5, 6, 7, 7))  # output of the conv below
 
     def run(budget):
         monkeypatch.setattr(backend, "cache_block_bytes", budget)
         nn.manual_seed(0)
-        conv = nn.Conv2D(4, 6, (3, 2), stride=(2, 2), padding=1, groups=2, backend=backend, dtype="float64")
+        conv = nn.Conv2D(4, 6, (3, 2), stride=stride, padding=1, groups=2, backend=backend, dtype="float64")
         y, bp = conv.forward(backend.asarray(x64))
         dx = bp(backend.asarray(dy64))
         return conv, backend.to_numpy(y), backend.to_numpy(dx), backend.to_numpy(conv.weight.grad)

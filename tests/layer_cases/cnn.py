@@ -53,6 +53,13 @@ CASES = [
               (1, 3, 4, 3), torch=_t(lambda: tnn.Conv2d(3, 2, 2, bias=False))),
     LayerCase("Conv2D-1x1", lambda **kw: nn.Conv2D(3, 4, 1, **kw), (2, 3, 3, 3),
               torch=_t(lambda: tnn.Conv2d(3, 4, 1))),
+    # stride 1: dX is the convolution of dY with the flipped kernel, unless the padding exceeds
+    # the dilated kernel's reach (then col2im, as for other strides)
+    LayerCase("Conv2D-stride1-groups-dilation-nonsquare",
+              lambda **kw: nn.Conv2D(4, 6, (3, 2), dilation=(1, 2), padding=1, groups=2, **kw), (2, 4, 5, 6),
+              torch=_t(lambda: tnn.Conv2d(4, 6, (3, 2), dilation=(1, 2), padding=1, groups=2))),
+    LayerCase("Conv2D-padding-beyond-kernel", lambda **kw: nn.Conv2D(2, 3, (1, 3), padding=(1, 2), **kw),
+              (2, 2, 4, 3), torch=_t(lambda: tnn.Conv2d(2, 3, (1, 3), padding=(1, 2)))),
     # -- pooling --------------------------------------------------------------------------------
     LayerCase("MaxPool2D-2", lambda **kw: nn.MaxPool2D(2, **kw), (2, 3, 4, 5), make_input=_distinct,
               torch=_t(lambda: tnn.MaxPool2d(2)),
