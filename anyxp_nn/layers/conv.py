@@ -121,6 +121,17 @@ class Conv2D(Layer):
         Wg = xp.reshape(W.data, (g, o // g, k))  # (g, O/g, C/g*kh*kw)
         chunks = self._batch_chunks(n, k * g * ho * wo * (xp.finfo(x.dtype).bits // 8))
 
+        kh, kw = self.kernel_size
+        c_in, (h, w_) = self.in_channels, x.shape[2:]
+        # A stride-1 convolution's backward is built on ONE patch matrix, that of dY padded by
+        # ``tpad`` (the flipped kernel's reach): dX = Wt @ dcols (a stride-1 convolution of dY with
+        # the flipped, transposed kernel) and dW = flip((dcols @ x^T)^T).  No col2im's nine
+        # read-modify-write passes, and no patch matrix of x kept from forward or recomputed.
+        # Other strides (and padding beyond the dilated kernel) keep im2col(x) and use col2im.
+        (ph, pw), (dh, dw) = self.padding, self.dilation
+        tpad = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
+        transposed_conv = self.stride == (1, 1) and min(tpad) >= 0
+
         def cols_of(a: int, z: int) -> Any:  # (g, C/g*kh*kw, (z-a)*Ho*Wo)
             return xp.reshape(im2col(x[a:z, ...], *geom), (g, k, (z - a) * ho * wo))
 
@@ -128,8 +139,11 @@ class Conv2D(Layer):
         # over batch chunks whose patch matrix stays in cache instead of one 9x-expanded
         # matrix for the whole batch.  One chunk (the whole batch) on GPUs.
         if len(chunks) == 1:
-            kept = cols_of(0, n)
-            Y = xp.reshape(Wg @ kept, (o, n, ho, wo))  # one GEMM per group
+            cols = cols_of(0, n)
+            Y = xp.reshape(Wg @ cols, (o, n, ho, wo))  # one GEMM per group
+            # Kept for dW only where backward may not build dcols (need_dx=False, e.g. a first
+            # layer) and x's patch matrix is the smaller one.
+            kept = cols if not transposed_conv or c_in < o else None
         else:
             kept = None  # recomputed chunk by chunk in backward (cheap, and no big buffer held)
             Y = xp.empty((o, n, ho, wo), dtype=x.dtype, device=self.backend.device)
@@ -138,50 +152,46 @@ class Conv2D(Layer):
         if b is not None:
             Y += xp.reshape(b.data, (o, 1, 1, 1))
         y = xp.permute_dims(Y, (1, 0, 2, 3))  # (N, O, Ho, Wo) view, no copy
-        kh, kw = self.kernel_size
-        x_shape = tuple(x.shape)
-
-        # dX of a stride-1 convolution is itself a stride-1 convolution of dY with the flipped,
-        # transposed kernel: an im2col of dY and a GEMM with K = O/g*kh*kw, which beats a GEMM
-        # with K = O/g followed by col2im's nine read-modify-write passes.  Other strides use col2im.
-        (ph, pw), (dh, dw) = self.padding, self.dilation
-        tpad = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
-        transposed_conv = self.stride == (1, 1) and min(tpad) >= 0
-        n_c = self.in_channels
+        xt = xp.permute_dims(x, (1, 0, 2, 3))  # (C, N, H, W) view
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:
             dYt = xp.permute_dims(dy, (1, 0, 2, 3))  # (O, N, Ho, Wo)
             if b is not None and b.requires_grad:
                 b.accumulate(xp.sum(xp.reshape(dYt, (o, n * ho * wo)), axis=1))
-            dW = None
+            use_dcols = need_dx and transposed_conv
+            dW = None  # (g, O/g, C/g*kh*kw); with use_dcols and no kept cols (g, O/g*kh*kw, C/g)
             if need_dx:
-                dX = xp.empty((n_c, n, *x_shape[2:]), dtype=dy.dtype, device=self.backend.device)  # (C, N, H, W)
-                if transposed_conv:  # (g, C/g, O/g*kh*kw), taps flipped
-                    Wt = xp.flip(xp.reshape(W.data, (g, o // g, n_c // g, kh, kw)), axis=(-2, -1))
-                    Wt = xp.reshape(xp.permute_dims(Wt, (0, 2, 1, 3, 4)), (g, n_c // g, o // g * kh * kw))
+                dX = xp.empty((c_in, n, h, w_), dtype=dy.dtype, device=self.backend.device)  # (C, N, H, W)
+            if use_dcols:  # (g, C/g, O/g*kh*kw), taps flipped
+                Wt = xp.flip(xp.reshape(W.data, (g, o // g, c_in // g, kh, kw)), axis=(-2, -1))
+                Wt = xp.reshape(xp.permute_dims(Wt, (0, 2, 1, 3, 4)), (g, c_in // g, o // g * kh * kw))
             for a, z in chunks:
                 m = z - a
                 dY = xp.reshape(dYt[:, a:z, ...], (g, o // g, m * ho * wo))  # (g, O/g, chunk*Ho*Wo)
+                if use_dcols:
+                    dcols = xp.reshape(im2col(xp.permute_dims(dYt[:, a:z, ...], (1, 0, 2, 3)), self.kernel_size,
+                                              (1, 1), tpad, self.dilation), (g, o // g * kh * kw, m * h * w_))
+                    dX[:, a:z, ...] = xp.reshape(Wt @ dcols, (c_in, m, h, w_))
                 if W.requires_grad:
-                    cols = kept if kept is not None else cols_of(a, z)
-                    # (cols @ dY^T)^T, not dY @ cols^T: same numbers, ~2x faster in OpenBLAS for
-                    # this (small M, long K) shape, and no slower in PyTorch.
-                    part = xp.matrix_transpose(cols @ xp.matrix_transpose(dY))  # (g, O/g, C/g*kh*kw)
+                    # (A @ B^T) with the long axis as K and the wide operand first: same numbers as
+                    # dY @ cols^T, ~2x faster in OpenBLAS for these shapes, no slower in PyTorch.
+                    if use_dcols and kept is None:
+                        xc = xp.reshape(xt[:, a:z, ...], (g, c_in // g, m * h * w_))
+                        part = dcols @ xp.matrix_transpose(xc)  # (g, O/g*kh*kw, C/g)
+                    else:
+                        cols = kept if kept is not None else cols_of(a, z)
+                        part = xp.matrix_transpose(cols @ xp.matrix_transpose(dY))  # (g, O/g, C/g*kh*kw)
                     if dW is None:
                         dW = part
                     else:
                         dW += part
-                if not need_dx:
-                    continue
-                if transposed_conv:
-                    dcols = im2col(xp.permute_dims(dYt[:, a:z, ...], (1, 0, 2, 3)), self.kernel_size, (1, 1), tpad,
-                                   self.dilation)  # (O, kh, kw, chunk, H, W)
-                    part = Wt @ xp.reshape(dcols, (g, o // g * kh * kw, m * x_shape[2] * x_shape[3]))
-                    dX[:, a:z, ...] = xp.reshape(part, (n_c, m, *x_shape[2:]))
-                else:
-                    dcols = xp.reshape(xp.matrix_transpose(Wg) @ dY, (n_c, kh, kw, m, ho, wo))
-                    dX[:, a:z, ...] = xp.permute_dims(col2im(dcols, (m, *x_shape[1:]), *geom), (1, 0, 2, 3))
+                if need_dx and not use_dcols:
+                    dcols = xp.reshape(xp.matrix_transpose(Wg) @ dY, (c_in, kh, kw, m, ho, wo))
+                    dX[:, a:z, ...] = xp.permute_dims(col2im(dcols, (m, c_in, h, w_), *geom), (1, 0, 2, 3))
             if dW is not None:
+                if use_dcols and kept is None:  # (g, O/g, kh, kw, C/g) -> (O, C/g, kh, kw), taps unflipped
+                    dW = xp.permute_dims(xp.reshape(dW, (g * (o // g), kh, kw, c_in // g)), (0, 3, 1, 2))
+                    dW = xp.flip(dW, axis=(-2, -1))
                 W.accumulate(xp.reshape(dW, tuple(W.shape)))  # (O, C/g, kh, kw)
             return xp.permute_dims(dX, (1, 0, 2, 3)) if need_dx else None  # (N, C, H, W) view
 

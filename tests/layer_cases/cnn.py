@@ -53,11 +53,12 @@ CASES = [
               (1, 3, 4, 3), torch=_t(lambda: tnn.Conv2d(3, 2, 2, bias=False))),
     LayerCase("Conv2D-1x1", lambda **kw: nn.Conv2D(3, 4, 1, **kw), (2, 3, 3, 3),
               torch=_t(lambda: tnn.Conv2d(3, 4, 1))),
-    # stride 1: dX is the convolution of dY with the flipped kernel, unless the padding exceeds
-    # the dilated kernel's reach (then col2im, as for other strides)
+    # stride 1: dX is the convolution of dY with the flipped kernel and, with no more input than
+    # output channels, dW comes from the same patch matrix of dY; padding beyond the dilated
+    # kernel's reach takes col2im, as other strides do
     LayerCase("Conv2D-stride1-groups-dilation-nonsquare",
-              lambda **kw: nn.Conv2D(4, 6, (3, 2), dilation=(1, 2), padding=1, groups=2, **kw), (2, 4, 5, 6),
-              torch=_t(lambda: tnn.Conv2d(4, 6, (3, 2), dilation=(1, 2), padding=1, groups=2))),
+              lambda **kw: nn.Conv2D(6, 4, (3, 2), dilation=(1, 2), padding=1, groups=2, **kw), (2, 6, 5, 6),
+              torch=_t(lambda: tnn.Conv2d(6, 4, (3, 2), dilation=(1, 2), padding=1, groups=2))),
     LayerCase("Conv2D-padding-beyond-kernel", lambda **kw: nn.Conv2D(2, 3, (1, 3), padding=(1, 2), **kw),
               (2, 2, 4, 3), torch=_t(lambda: tnn.Conv2d(2, 3, (1, 3), padding=(1, 2)))),
     # -- pooling --------------------------------------------------------------------------------
