@@ -59,6 +59,33 @@ def test_asarray_from_other_backend(backend):
     np.testing.assert_array_equal(backend.to_numpy(b), np.ones(3, np.float32))
 
 
+def test_scratch_reuses_per_key_shape_and_thread(backend, monkeypatch):
+    import threading
+    monkeypatch.setattr(backend, "scratch_bytes", 1000)
+    monkeypatch.setattr(backend, "_scratch", threading.local())  # an empty pool for this test
+    xp, f32 = backend.xp, backend.xp.float32
+    a = backend.scratch("k", (4, 5), f32)
+    a[...] = 7
+    assert backend.owns(a) and a.dtype == f32 and tuple(a.shape) == (4, 5)
+    assert backend.scratch("k", (4, 5), f32) is a  # same key, shape, dtype: the same buffer, contents kept
+    assert backend.scratch("k", (5, 4), f32) is not a and backend.scratch("j", (4, 5), f32) is not a
+    z = backend.scratch("z", (3,), f32, zero=True)
+    assert backend.to_numpy(z).tolist() == [0, 0, 0]
+    other = []
+    t = threading.Thread(target=lambda: other.append(backend.scratch("k", (4, 5), f32)))
+    t.start()
+    t.join()
+    assert other[0] is not a  # each thread has its own buffers
+    # 1000 bytes at most: (4, 5) f32 is 80 bytes; ten 80-byte buffers later "k" was dropped
+    for i in range(12):
+        backend.scratch(("fill", i), (20,), f32)
+    assert backend._scratch.total <= 1000 and backend.scratch("k", (4, 5), f32) is not a
+    big = backend.scratch("big", (300,), f32)  # 1200 bytes > scratch_bytes: never kept
+    assert backend.scratch("big", (300,), f32) is not big
+    monkeypatch.setattr(backend, "scratch_bytes", 0)
+    assert backend.scratch("k2", (2,), xp.int64) is not backend.scratch("k2", (2,), xp.int64)
+
+
 def test_transfer_hooks_count(backend):
     seen = []
     hook = lambda kind, b, n: seen.append((kind, n))  # noqa: E731

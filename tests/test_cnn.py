@@ -89,20 +89,35 @@ def test_conv2d_need_dx_false_and_frozen(backend):
     assert tuple(dx.shape) == (1, 2, 4, 4) and conv.weight.grad is None and conv.bias.grad is None
 
 
-def test_conv2d_called_twice_keeps_independent_closures(backend):
-    conv = nn.Conv2D(1, 2, 2, backend=backend, dtype="float64")
-    x1 = backend.asarray(np.random.default_rng(0).standard_normal((1, 1, 3, 3)))
-    x2 = backend.asarray(np.random.default_rng(1).standard_normal((2, 1, 4, 4)))
+@pytest.mark.parametrize("budget", [None, 1], ids=["whole", "chunked"])
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("cin", [1, 2])  # 1 -> 2 keeps im2col(x) for dW, 2 -> 2 uses dY's patches
+def test_conv2d_called_twice_keeps_independent_closures(backend, monkeypatch, budget, padding, cin):
+    """Reused work buffers (backend.scratch) never leak between calls: two forwards, backward in any order."""
+    monkeypatch.setattr(backend, "cache_block_bytes", budget)
+    conv = nn.Conv2D(cin, 2, 3, padding=padding, backend=backend, dtype="float64")
+    x1 = backend.asarray(np.random.default_rng(0).standard_normal((1, cin, 4, 4)))
+    x2 = backend.asarray(np.random.default_rng(1).standard_normal((1, cin, 4, 4)))  # same shapes: same buffers
+    dy1 = backend.asarray(np.random.default_rng(2).standard_normal((1, 2, 2 + 2 * padding, 2 + 2 * padding)))
+
+    def grads(bp):
+        conv.zero_grad()
+        return backend.to_numpy(bp(dy1)), backend.to_numpy(conv.weight.grad)
+
+    y_ref, bp = conv.forward(x1)
+    y_ref = backend.to_numpy(y_ref)
+    dx_ref, dw_ref = grads(bp)
     y1, bp1 = conv.forward(x1)
-    y2, bp2 = conv.forward(x2)
-    dx1 = bp1(backend.xp.ones_like(y1))
-    assert tuple(dx1.shape) == (1, 1, 3, 3)
-    g1 = backend.to_numpy(conv.weight.grad)
-    conv.zero_grad()
-    bp2(backend.xp.ones_like(y2))
-    conv.zero_grad()
-    bp1(backend.xp.ones_like(y1))
-    np.testing.assert_allclose(backend.to_numpy(conv.weight.grad), g1)
+    y2, bp2 = conv.forward(x2)  # same shapes: the same work buffers as the call for x1
+    dx1, dw1 = grads(bp1)
+    grads(bp2)
+    dx1b, dw1b = grads(bp1)
+    for got in (dx1, dx1b):
+        np.testing.assert_array_equal(got, dx_ref)
+    for got in (dw1, dw1b):
+        np.testing.assert_array_equal(got, dw_ref)
+    np.testing.assert_array_equal(backend.to_numpy(y1), y_ref)
+    np.testing.assert_array_equal(backend.to_numpy(conv(x1)), y_ref)
 
 
 # -- bad arguments and inputs: clear ValueErrors naming the layer and the numbers -----------------------

@@ -111,6 +111,19 @@ class Conv2D(Layer):
         size = n if whole else max(1, min(n, budget // max(1, bytes_per_sample)))
         return [(a, min(n, a + size)) for a in range(0, n, size)]
 
+    def _im2col(self, x: Any, geom: tuple, key: "str | None" = None) -> Any:
+        """``im2col(x, *geom)`` with the padded input in a reused buffer (``backend.scratch``), and
+        the patch matrix too when ``key`` names one (a temporary, used up before the next call)."""
+        be = self.backend
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geom
+        n, c, h, w = x.shape
+        pad = be.scratch(("conv-pad", ph, pw), (c, n, h + 2 * ph, w + 2 * pw), x.dtype, zero=True) if ph or pw else None
+        out = None
+        if key is not None:
+            ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
+            out = be.scratch(key, (c, kh, kw, n, ho, wo), x.dtype)
+        return im2col(x, *geom, out=out, pad_buffer=pad)
+
     def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
         self._check_input(x, ndim=4)
         n, o, ho, wo = self.output_shape(tuple(x.shape))
@@ -132,14 +145,14 @@ class Conv2D(Layer):
         tpad = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
         transposed_conv = self.stride == (1, 1) and min(tpad) >= 0
 
-        def cols_of(a: int, z: int) -> Any:  # (g, C/g*kh*kw, (z-a)*Ho*Wo)
-            return xp.reshape(im2col(x[a:z, ...], *geom), (g, k, (z - a) * ho * wo))
+        def cols_of(a: int, z: int, key: "str | None" = "conv-cols-x") -> Any:  # (g, C/g*kh*kw, (z-a)*Ho*Wo)
+            return xp.reshape(self._im2col(x[a:z, ...], geom, key), (g, k, (z - a) * ho * wo))
 
         # Cache blocking: for a huge patch matrix, im2col, GEMM (and in backward col2im) run
         # over batch chunks whose patch matrix stays in cache instead of one 9x-expanded
         # matrix for the whole batch.  One chunk (the whole batch) on GPUs.
         if len(chunks) == 1:
-            cols = cols_of(0, n)
+            cols = cols_of(0, n, key=None)  # may be kept for backward: not a reused buffer
             Y = xp.reshape(Wg @ cols, (o, n, ho, wo))  # one GEMM per group
             # Kept for dW only where backward may not build dcols (need_dx=False, e.g. a first
             # layer) and x's patch matrix is the smaller one.
@@ -169,8 +182,9 @@ class Conv2D(Layer):
                 m = z - a
                 dY = xp.reshape(dYt[:, a:z, ...], (g, o // g, m * ho * wo))  # (g, O/g, chunk*Ho*Wo)
                 if use_dcols:
-                    dcols = xp.reshape(im2col(xp.permute_dims(dYt[:, a:z, ...], (1, 0, 2, 3)), self.kernel_size,
-                                              (1, 1), tpad, self.dilation), (g, o // g * kh * kw, m * h * w_))
+                    dcols = self._im2col(xp.permute_dims(dYt[:, a:z, ...], (1, 0, 2, 3)),
+                                         (self.kernel_size, (1, 1), tpad, self.dilation), "conv-cols-dy")
+                    dcols = xp.reshape(dcols, (g, o // g * kh * kw, m * h * w_))
                     dX[:, a:z, ...] = xp.reshape(Wt @ dcols, (c_in, m, h, w_))
                 if W.requires_grad:
                     # (A @ B^T) with the long axis as K and the wide operand first: same numbers as

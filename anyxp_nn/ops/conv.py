@@ -55,22 +55,32 @@ def pad2d(x: Any, padding: Pair, value: float = 0.0) -> Any:
     return buf
 
 
-def _channels_first_padded(x: Any, padding: Pair, value: float = 0.0) -> Any:
-    """(N, C, H, W) -> (C, N, H + 2ph, W + 2pw)."""
-    return pad2d(array_namespace(x).permute_dims(x, (1, 0, 2, 3)), padding, value)  # (C, N, H, W) view
+def _channels_first_padded(x: Any, padding: Pair, value: float = 0.0, buffer: Any = None) -> Any:
+    """(N, C, H, W) -> (C, N, H + 2ph, W + 2pw); into ``buffer`` (border already ``value``) if given."""
+    xt = array_namespace(x).permute_dims(x, (1, 0, 2, 3))  # (C, N, H, W) view
+    ph, pw = padding
+    if buffer is None or not (ph or pw):
+        return pad2d(xt, padding, value)
+    _, _, h, w = xt.shape
+    buffer[:, :, ph:ph + h, pw:pw + w] = xt
+    return buffer
 
 
-def im2col(x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Any:
-    """(N, C, H, W) -> cols (C, kh, kw, N, Ho, Wo), a fresh contiguous array.
+def im2col(x: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, *, out: Any = None,
+           pad_buffer: Any = None) -> Any:
+    """(N, C, H, W) -> cols (C, kh, kw, N, Ho, Wo), contiguous.
 
-    One strided-slice copy per kernel offset; the padded buffer lives only for this call.
+    One strided-slice copy per kernel offset.  ``out``: a (C, kh, kw, N, Ho, Wo) array to
+    write into instead of a fresh one.  ``pad_buffer``: a (C, N, H + 2ph, W + 2pw) array
+    whose border is zero, for the padded input (only its interior is written); by default a
+    padded copy lives only for this call.  Both let a caller reuse work buffers.
     """
     xp = array_namespace(x)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
-    xpad = _channels_first_padded(x, padding)  # (C, N, Hp, Wp)
-    cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype, device=_device(x))
+    xpad = _channels_first_padded(x, padding, buffer=pad_buffer)  # (C, N, Hp, Wp)
+    cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype, device=_device(x)) if out is None else out
     for i, j, rows, cs in window_slices(kernel, stride, dilation, (ho, wo)):
         cols[:, i, j, ...] = xpad[:, :, rows, cs]  # (C, N, Ho, Wo)
     return cols
