@@ -132,8 +132,6 @@ class Conv2D(Layer):
         geom = (self.kernel_size, self.stride, self.padding, self.dilation)
         k = self.in_channels // g * self.kernel_size[0] * self.kernel_size[1]
         Wg = xp.reshape(W.data, (g, o // g, k))  # (g, O/g, C/g*kh*kw)
-        chunks = self._batch_chunks(n, k * g * ho * wo * (xp.finfo(x.dtype).bits // 8))
-
         kh, kw = self.kernel_size
         c_in, (h, w_) = self.in_channels, x.shape[2:]
         # A stride-1 convolution's backward is built on ONE patch matrix, that of dY padded by
@@ -144,6 +142,9 @@ class Conv2D(Layer):
         (ph, pw), (dh, dw) = self.padding, self.dilation
         tpad = (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
         transposed_conv = self.stride == (1, 1) and min(tpad) >= 0
+        # per sample: im2col(x) in forward, and in backward im2col(dY) (stride 1) or W^T @ dY
+        patch_elems = max(k * g * ho * wo, o * kh * kw * (h * w_ if transposed_conv else ho * wo))
+        chunks = self._batch_chunks(n, patch_elems * (xp.finfo(x.dtype).bits // 8))
 
         def cols_of(a: int, z: int, key: "str | None" = "conv-cols-x") -> Any:  # (g, C/g*kh*kw, (z-a)*Ho*Wo)
             return xp.reshape(self._im2col(x[a:z, ...], geom, key), (g, k, (z - a) * ho * wo))
