@@ -6,7 +6,7 @@ import anyxp_nn as nn
 from anyxp_nn.testing import compare_backends
 from anyxp_nn.testing.compare import CompareReport
 
-from array_api_compat import array_namespace, device
+from array_api_compat import array_namespace
 
 CPU = ["numpy", "array_api_strict", "torch"]
 

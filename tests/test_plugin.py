@@ -1,7 +1,6 @@
 """The pytest plugin and the declarative layer check, as a user sees them."""
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest

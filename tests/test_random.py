@@ -1,7 +1,6 @@
 """Same seed -> bitwise-identical draws on every backend."""
 import json
 
-import numpy as np
 import pytest
 
 import anyxp_nn as nn
