@@ -3,11 +3,15 @@
     y[n, o, p, q] = b[o] + sum_{c in group(o), i, j} W[o, c, i, j] * xpad[n, c, p*sh + i*dh, q*sw + j*dw]
 
 Forward: ``cols = im2col(x)`` (C*kh*kw, N*Ho*Wo), then ``Y = W @ cols`` (one GEMM per group).
-Backward: ``dW = (cols @ dY^T)^T``, ``db = sum dY``, and dX (skipped when ``need_dx=False``,
-e.g. for the first layer of a model): for stride 1 the convolution of dY with the flipped,
-transposed kernel (``Wt @ im2col(dY)``), otherwise ``col2im(W^T @ dY)``.
+Backward, ``db = sum dY`` and (dX skipped when ``need_dx=False``, e.g. for a model's first layer):
+  * stride 1: one patch matrix of dY, ``dcols = im2col(dY)`` padded by ``d*(k-1) - p``;
+    ``dX = Wt @ dcols`` (the convolution of dY with the flipped, transposed kernel) and
+    ``dW = flip(dcols @ x^T)``; see docs/03-cnns-deep-learning-keys.md for the derivation.
+  * other strides (or padding beyond the dilated kernel): ``dW = (cols @ dY^T)^T`` and
+    ``dX = col2im(W^T @ dY)``.
 On a CPU a patch matrix far larger than ``backend.cache_block_bytes`` is built and used in
-batch chunks (recomputed in backward), which keeps it in cache and never holds it whole.
+batch chunks, which keeps it in cache and never holds it whole; temporary patch matrices and
+padded inputs live in reused work buffers (``backend.scratch``).
 """
 from __future__ import annotations
 
@@ -136,7 +140,7 @@ class Conv2D(Layer):
         c_in, (h, w_) = self.in_channels, x.shape[2:]
         # A stride-1 convolution's backward is built on ONE patch matrix, that of dY padded by
         # ``tpad`` (the flipped kernel's reach): dX = Wt @ dcols (a stride-1 convolution of dY with
-        # the flipped, transposed kernel) and dW = flip((dcols @ x^T)^T).  No col2im's nine
+        # the flipped, transposed kernel) and dW = flip(dcols @ x^T).  No col2im's nine
         # read-modify-write passes, and no patch matrix of x kept from forward or recomputed.
         # Other strides (and padding beyond the dilated kernel) keep im2col(x) and use col2im.
         (ph, pw), (dh, dw) = self.padding, self.dilation
