@@ -36,6 +36,20 @@ def training_step(model: Any, optimizer: Any, xs: list, ys: list) -> Callable[[i
     return step
 
 
+def torch_training_step(model: Any, optimizer: Any, xs: list, ys: list) -> Callable[[int], Any]:
+    """The PyTorch twin of :func:`training_step` for a ``torch.nn`` model and ``torch.optim`` optimizer."""
+    import torch
+
+    def step(i: int) -> Any:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xs[i % len(xs)]), ys[i % len(ys)])
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
 def time_steps(step: Callable[[int], Any], sync: Callable[[], None], n: int) -> list[float]:
     """Seconds of each of ``n`` calls ``step(i)``, each followed by ``sync()`` (device work done)."""
     out = []

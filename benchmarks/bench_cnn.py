@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import anyxp_nn as nn
-from _common import machine, training_step
+from _common import machine, torch_training_step, training_step
 from anyxp_nn.models import mnist_cnn
 from anyxp_nn.testing.torch_models import torch_mnist_cnn
 
@@ -88,12 +88,7 @@ def reference(batches, state: dict) -> tuple:
     xs = [torch.from_numpy(x) for x, _ in batches]
     ys = [torch.from_numpy(y) for _, y in batches]
 
-    def step(i: int) -> None:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xs[i % len(xs)]), ys[i % len(ys)])
-        loss.backward()
-        opt.step()
-
+    step = torch_training_step(model, opt, xs, ys)
     conv1, conv2 = model[0], model[3]
     with torch.no_grad():
         h1 = model[2](model[1](conv1(xs[0])))

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 import anyxp_nn as nn
-from _common import machine, time_steps, training_step
+from _common import machine, time_steps, torch_training_step, training_step
 from anyxp_nn import augment as A
 from anyxp_nn.models import small_resnet
 from anyxp_nn.testing.torch_models import torch_small_resnet
@@ -73,15 +73,7 @@ def torch_step(model_name: str, batches: list, state: dict) -> Callable[[int], A
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     xs = [torch.from_numpy(x) for x, _ in batches]
     ys = [torch.from_numpy(y) for _, y in batches]
-
-    def step(i: int) -> Any:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xs[i % len(xs)]), ys[i % len(ys)])
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
+    return torch_training_step(model, opt, xs, ys)
 
 
 def bench_models(backends: list[str], steps: int, rounds: int, batches: list) -> dict:

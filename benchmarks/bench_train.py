@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 import anyxp_nn as nn
-from _common import machine, time_steps, training_step
+from _common import machine, time_steps, torch_training_step, training_step
 
 SIZES = (784, 512, 256, 10)
 BATCH = 128
@@ -44,15 +44,7 @@ def time_torch(steps: int, data) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     xs = [torch.from_numpy(x) for x, _ in data]
     ys = [torch.from_numpy(y) for _, y in data]
-
-    def step(i):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xs[i % len(xs)]), ys[i % len(ys)])
-        loss.backward()
-        opt.step()
-        return loss
-
-    return _median_ms(step, steps, lambda: None)
+    return _median_ms(torch_training_step(model, opt, xs, ys), steps, lambda: None)
 
 
 def _median_ms(step, steps: int, sync) -> float:
