@@ -202,8 +202,8 @@ def test_conv_batch_chunks_match_one_chunk(backend, monkeypatch, stride):
     for a, b_ in ((y1, y2), (dx1, dx2), (dw1, dw2)):
         assert_close(b_, a, rtol=1e-12, atol=1e-12)
     gradcheck(chunked, backend.asarray(x64[:2]))
-    # 12,000 bytes: im2col(x) (5 x 9,408 bytes) fits in one forward chunk and is kept for dW,
-    # im2col(dY) (5 x 12,096 bytes, stride 1) does not: backward chunks slice the kept matrix
+    # 12,000 bytes: im2col(x) (5 x 9,408 bytes) alone would fit one chunk, im2col(dY) (5 x 12,096
+    # bytes, built in a stride-1 backward) does not: chunks are sized by the larger
     _, y3, dx3, dw3 = run(12000)
     for a, b_ in ((y1, y3), (dx1, dx3), (dw1, dw3)):
         assert_close(b_, a, rtol=1e-12, atol=1e-12)
