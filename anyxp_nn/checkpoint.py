@@ -52,7 +52,8 @@ def _flatten(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
                                        and not isinstance(obj, np.generic)):
         from .backend import to_numpy
         name = f"a{len(arrays)}"
-        arrays[name] = np.ascontiguousarray(to_numpy(obj))
+        host = to_numpy(obj)
+        arrays[name] = np.ascontiguousarray(host).reshape(host.shape)  # keeps 0-d arrays 0-d
         return {"__array__": name}
     if isinstance(obj, dict):
         return {"__dict__": [[_key(k, where), _flatten(v, arrays, f"{where}.{k}")] for k, v in obj.items()]}
@@ -114,7 +115,7 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
     model_entries = []
     for key, value in model.state_dict().items():
         name = f"a{len(arrays)}"
-        arrays[name] = np.ascontiguousarray(value)
+        arrays[name] = np.ascontiguousarray(value).reshape(value.shape)  # numpy makes 0-d arrays 1-d here
         model_entries.append([key, name, list(value.shape), value.dtype.str])
     opt_meta = None
     if optimizer is not None:
