@@ -10,4 +10,7 @@ SECTIONS = [
     ("Vanishing and Exploding Gradients", "gradients"),
     ("Convolutional Neural Networks", "cnn"),
     ("Deep Learning Optimization", "deep"),
+    ("Transfer Learning", "transfer"),
+    ("Semantic Segmentation", "segmentation"),
+    ("Object Detection", "detection"),
 ]

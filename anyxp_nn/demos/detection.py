@@ -27,8 +27,8 @@ SECTION = "Object Detection"
 
 # -- config (full / quick) -----------------------------------------------------------------------------
 SIZE, GRID, CLASSES = 48, 6, 10
-TRAIN, TEST, EPOCHS = 6000, 600, 12
-QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 256, 64, 1
+TRAIN, TEST, EPOCHS = 3000, 600, 10
+QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 128, 32, 1
 BATCH, LR = 32, 2e-3
 SCORE_MIN, NMS_IOU = 0.05, 0.45
 

@@ -2,7 +2,7 @@
 
 64x64 canvases with 1-3 noisy digits (:func:`anyxp_nn.vision.make_segmentation_canvases`);
 each pixel is background (0) or the ink of digit d (1 + d), 11 classes.  The U-Net
-(Ronneberger et al., 2015) has a two-level encoder (conv-conv, max-pool), a decoder that
+(Ronneberger et al., 2015) has a four-level encoder (conv-conv, max-pool), a decoder that
 upsamples, concatenates the encoder's features at the same resolution (skip connections,
 ``Concatenate(Identity(), inner)``) and convolves, and a 1x1 conv to the class logits.
 It trains on the class-weighted per-pixel cross-entropy
@@ -30,7 +30,7 @@ SECTION = "Semantic Segmentation"
 # -- config (full / quick) -----------------------------------------------------------------------------
 SIZE, CLASSES = 64, 11
 TRAIN, TEST, EPOCHS = 2000, 300, 10
-QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 64, 32, 1
+QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 32, 16, 1
 BATCH, LR, WIDTH = 16, 3e-3, 8
 
 
@@ -50,30 +50,38 @@ class _Concat(Layer):  # temporary stand-in for nn.Concatenate(Identity(), inner
         return xp.concat([x, y], axis=1), backprop
 
 
-def _double_conv(cin: int, cout: int, rng: Any, kw: dict) -> list:
-    return [nn.Conv2D(cin, cout, 3, padding=1, rng=rng, **kw), nn.ReLU(**kw),
-            nn.Conv2D(cout, cout, 3, padding=1, rng=rng, **kw), nn.ReLU(**kw)]
+def _conv_bn_relu(cin: int, cout: int, k: int, rng: Any, kw: dict) -> list:
+    """Conv (no bias: the BatchNorm's shift replaces it), BatchNorm2D, ReLU."""
+    return [nn.Conv2D(cin, cout, k, padding=k // 2, bias=False, rng=rng, **kw), nn.BatchNorm2D(cout, **kw),
+            nn.ReLU(**kw)]
 
 
 def _up(cin: int, cout: int, rng: Any, kw: dict) -> list:
-    """Nearest 2x upsampling and a 3x3 conv (the learned part of the upsampling)."""
-    return [nn.Upsample2D(2, **kw), nn.Conv2D(cin, cout, 3, padding=1, rng=rng, **kw), nn.ReLU(**kw)]
+    """2x upsampling with learned weights: nearest upsampling then a 1x1 conv (as cheap as a
+    2x2 stride-2 transposed convolution)."""
+    return [nn.Upsample2D(2, **kw), *_conv_bn_relu(cin, cout, 1, rng, kw)]
 
 
 def unet(num_classes: int = CLASSES, backend: Any = None, dtype: Any = None, rng: "nn.Generator | None" = None, *,
          width: int = WIDTH) -> nn.Sequential:
-    """(N, 1, H, W) -> (N, num_classes, H, W) logits; H and W divisible by 4.
+    """(N, 1, H, W) -> (N, num_classes, H, W) logits; H and W divisible by 8.
 
-    Levels at H, H/2, H/4 with ``width``, 2 ``width``, 4 ``width`` channels; each skip concatenates
-    the encoder's features with the upsampled decoder's (channels add up).
+    Encoder levels at H, H/2, H/4, H/8 with ``width`` times 1, 2, 4, 8 channels (two 3x3
+    conv-BN-ReLU each, max-pooling between); the decoder upsamples, concatenates the encoder's
+    features of the same resolution (the skip: channels add up) and fuses them with one 3x3 conv.
     """
     kw = dict(backend=backend, dtype=dtype)
     w = width
-    level3 = nn.Sequential(nn.MaxPool2D(2, **kw), *_double_conv(2 * w, 4 * w, rng, kw), *_up(4 * w, 2 * w, rng, kw))
-    level2 = nn.Sequential(nn.MaxPool2D(2, **kw), *_double_conv(w, 2 * w, rng, kw), _Concat(level3),
-                           *_double_conv(4 * w, 2 * w, rng, kw), *_up(2 * w, w, rng, kw))
-    return nn.Sequential(*_double_conv(1, w, rng, kw), _Concat(level2), *_double_conv(2 * w, w, rng, kw),
-                         nn.Conv2D(w, num_classes, 1, rng=rng, **kw))
+    level4 = nn.Sequential(nn.MaxPool2D(2, **kw), *_conv_bn_relu(4 * w, 8 * w, 3, rng, kw),
+                           *_conv_bn_relu(8 * w, 8 * w, 3, rng, kw), *_up(8 * w, 4 * w, rng, kw))
+    level3 = nn.Sequential(nn.MaxPool2D(2, **kw), *_conv_bn_relu(2 * w, 4 * w, 3, rng, kw),
+                           *_conv_bn_relu(4 * w, 4 * w, 3, rng, kw), _Concat(level4),
+                           *_conv_bn_relu(8 * w, 4 * w, 3, rng, kw), *_up(4 * w, 2 * w, rng, kw))
+    level2 = nn.Sequential(nn.MaxPool2D(2, **kw), *_conv_bn_relu(w, 2 * w, 3, rng, kw),
+                           *_conv_bn_relu(2 * w, 2 * w, 3, rng, kw), _Concat(level3),
+                           *_conv_bn_relu(4 * w, 2 * w, 3, rng, kw), *_up(2 * w, w, rng, kw))
+    return nn.Sequential(*_conv_bn_relu(1, w, 3, rng, kw), *_conv_bn_relu(w, w, 3, rng, kw), _Concat(level2),
+                         *_conv_bn_relu(2 * w, w, 3, rng, kw), nn.Conv2D(w, num_classes, 1, rng=rng, **kw))
 
 
 def class_weights(masks: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:

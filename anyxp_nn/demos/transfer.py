@@ -34,12 +34,12 @@ SECTION = "Transfer Learning"
 
 # -- config (full / quick) -----------------------------------------------------------------------------
 WIDTH = 8
-PRETRAIN_EPOCHS, QUICK_PRETRAIN_EPOCHS, QUICK_PRETRAIN = 4, 1, 400
+PRETRAIN_EPOCHS, QUICK_PRETRAIN_EPOCHS, QUICK_PRETRAIN = 4, 2, 160
 SHOTS, QUICK_SHOTS = (10, 50, 200), (10,)      # labelled images per class of digits 5-9
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0,)
-STEPS, QUICK_STEPS = 150, 10                    # optimizer steps of every fine-tuning run
+STEPS, QUICK_STEPS = 150, 4                     # optimizer steps of every fine-tuning run
 BATCH, LR = 32, 3e-3
-QUICK_TEST = 200
+QUICK_TEST = 100                                # held-out images per task in quick mode
 
 # torchvision's ResNet names for small_resnet's layers (library prefix -> torchvision prefix)
 TORCHVISION_KEYS = [
@@ -101,8 +101,9 @@ def train_steps(trunk: nn.Layer, head: nn.Layer, opt: Any, X: Any, y: Any, *, st
 def accuracy(model: nn.Layer, X: Any, y: Any, batch: int = 500) -> float:
     """Fraction of correct argmax predictions on device data (inference mode)."""
     xp = model.backend.xp
-    correct = [xp.sum(xp.astype(xp.argmax(model(X[i:i + batch, ...]), axis=1) == y[i:i + batch], xp.int64))
-               for i in range(0, X.shape[0], batch)]
+    n = X.shape[0]
+    correct = [xp.sum(xp.astype(xp.argmax(model(X[i:min(i + batch, n), ...]), axis=1) == y[i:min(i + batch, n)],
+                                xp.int64)) for i in range(0, n, batch)]
     return float(model.backend.to_numpy(xp.sum(xp.stack(correct)))) / X.shape[0]
 
 
@@ -131,7 +132,7 @@ def _torchvision_state(model: nn.Layer) -> dict[str, np.ndarray]:
     except ImportError:
         return state
     buf = io.BytesIO()
-    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, buf)
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, buf)
     buf.seek(0)
     return {k: v.numpy() for k, v in torch.load(buf, weights_only=True).items()}
 
@@ -169,8 +170,9 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     Xa, ya = Xtr[low_tr], ytr[low_tr]
     if quick:
         Xa, ya = Xa[:QUICK_PRETRAIN], ya[:QUICK_PRETRAIN]
-    Xb_te, yb_te = Xte[high_te] if not quick else Xte[high_te][:QUICK_TEST], yte[high_te] - 5
-    yb_te = yb_te[:len(Xb_te)]
+    n_test = QUICK_TEST if quick else len(Xte)
+    Xa_te, ya_te = Xte[low_te][:n_test], yte[low_te][:n_test]
+    Xb_te, yb_te = Xte[high_te][:n_test], yte[high_te][:n_test] - 5
     Xb_te_d, yb_te_d = b.asarray(Xb_te), b.asarray(yb_te)
     rows: list[dict] = []
 
@@ -179,7 +181,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     s_trunk, s_head = split_model(source)
     opt = nn.optim.Adam(source.parameters(), lr=nn.optim.cosine_annealing(LR, epochs * len(Xa) // BATCH))
     train_steps(s_trunk, s_head, opt, b.asarray(Xa), b.asarray(ya), steps=epochs * len(Xa) // BATCH)
-    acc_a = accuracy(source, b.asarray(Xte[low_te]), b.asarray(yte[low_te]))
+    acc_a = accuracy(source, b.asarray(Xa_te), b.asarray(ya_te))
     ckpt = nn.save(out_dir / "transfer_pretrained_0-4.npz", source)
     print(f"[{SECTION}] pretrained small_resnet(width={WIDTH}) on digits 0-4 ({len(Xa)} images, {epochs} epochs) "
           f"on {b.label}: held-out accuracy {100 * acc_a:.2f}%; saved {ckpt.name}")
@@ -190,7 +192,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     other = _other_backend(b.label)
     copy = small_resnet(5, backend=other, width=WIDTH)
     nn.load(ckpt, copy)
-    probe = Xte[low_te][:64]
+    probe = Xa_te[:64]
     gap = float(np.max(np.abs(b.to_numpy(source(b.asarray(probe))) - nn.to_numpy(copy(nn.get_backend(other)
                                                                                      .asarray(probe))))))
     print(f"[{SECTION}] checkpoint loaded on {other}: max |logit difference| {gap:.2e}")
@@ -256,7 +258,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     inverse = [("^" + re.escape(repl), pat[1:].replace("\\.", ".")) for pat, repl in TORCHVISION_KEYS]
     loaded = small_resnet(5, backend=b, width=WIDTH)
     loaded.load_state_dict(rename_keys(tv, inverse))
-    same = accuracy(loaded, b.asarray(Xte[low_te]), b.asarray(yte[low_te]))
+    same = accuracy(loaded, b.asarray(Xa_te), b.asarray(ya_te))
     print(f"[{SECTION}] torchvision-style keys {sorted(tv)[:3]}... ({len(tv)} keys) loaded by renaming: "
           f"accuracy {100 * same:.2f}% (the source model's: {100 * acc_a:.2f}%)")
     rows += [{"section": SECTION, "item": "torchvision-keyed state_dict, accuracy 0-4", "value": round(100 * same, 2),
