@@ -11,7 +11,6 @@ PASCAL VOC mAP@0.5 is computed on the held-out canvases.  Figure: predicted and 
 """
 from __future__ import annotations
 
-import math
 import pathlib
 from typing import Any
 
@@ -20,8 +19,9 @@ import numpy as np
 import anyxp_nn as nn
 from anyxp_nn import vision as V
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
+from anyxp_nn.vision.models import grid_detector
 
-__all__ = ["run", "detector", "train", "detect", "evaluate"]
+__all__ = ["run", "train", "detect", "evaluate"]
 
 SECTION = "Object Detection"
 
@@ -31,27 +31,6 @@ TRAIN, TEST, EPOCHS = 3000, 600, 10
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 128, 32, 1
 BATCH, LR = 32, 2e-3
 SCORE_MIN, NMS_IOU = 0.05, 0.45
-
-
-def detector(backend: Any = None, dtype: Any = None, rng: "nn.Generator | None" = None, *,
-             width: int = 16) -> nn.Sequential:
-    """(N, 1, 48, 48) -> (N, 5 + 10, 6, 6): three conv + max-pool stages (48 -> 24 -> 12 -> 6), a
-    3x3 conv at the grid's resolution and a 1x1 conv to the per-cell predictions."""
-    kw = dict(backend=backend, dtype=dtype)
-    w = width
-    model = nn.Sequential(
-        nn.Conv2D(1, w, 3, padding=1, rng=rng, **kw), nn.ReLU(**kw), nn.MaxPool2D(2, **kw),
-        nn.Conv2D(w, 2 * w, 3, padding=1, rng=rng, **kw), nn.ReLU(**kw), nn.MaxPool2D(2, **kw),
-        nn.Conv2D(2 * w, 4 * w, 3, padding=1, rng=rng, **kw), nn.ReLU(**kw), nn.MaxPool2D(2, **kw),
-        nn.Conv2D(4 * w, 4 * w, 3, padding=1, rng=rng, **kw), nn.ReLU(**kw),
-        nn.Conv2D(4 * w, 5 + CLASSES, 1, rng=rng, **kw),
-    )
-    # objectness starts at a prior of ~5% (most cells are empty), as RetinaNet's focal-loss prior
-    head, xp = model[len(model) - 1], model.backend.xp
-    bias = nn.to_numpy(head.bias.data)
-    bias[0] = -math.log(19.0)
-    head.bias.data = model.backend.asarray(bias, dtype=head.bias.data.dtype)
-    return model
 
 
 def train(model: nn.Layer, X: np.ndarray, targets: Any, *, epochs: int, lr: float = LR, batch: int = BATCH,
@@ -140,7 +119,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     n_train, n_test, epochs = (QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS) if quick else (TRAIN, TEST, EPOCHS)
     Xtr, btr, ltr, vtr = V.make_detection_canvases(n_train, SIZE, seed=1, source=(Xtr_d, ytr_d))
     Xte, bte, lte, vte = V.make_detection_canvases(n_test, SIZE, seed=2, source=(Xte_d, yte_d))
-    model = detector(backend=b, rng=nn.Generator(0))
+    model = grid_detector(CLASSES, backend=b, rng=nn.Generator(0))
     targets = V.encode_grid(b.asarray(btr), b.asarray(ltr), b.asarray(vtr), GRID, SIZE)
     print(f"[{SECTION}] grid detector ({GRID}x{GRID} cells) on {b.label}: {n_train} train / {n_test} held-out "
           f"canvases ({int(vtr.sum())} / {int(vte.sum())} digits), {epochs} epoch(s)")

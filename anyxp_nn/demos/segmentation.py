@@ -21,9 +21,9 @@ import numpy as np
 import anyxp_nn as nn
 from anyxp_nn import vision as V
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
-from anyxp_nn.layers.base import Layer
+from anyxp_nn.vision.models import unet
 
-__all__ = ["run", "unet", "train", "predict", "evaluate", "class_weights"]
+__all__ = ["run", "train", "predict", "evaluate", "class_weights"]
 
 SECTION = "Semantic Segmentation"
 
@@ -32,56 +32,6 @@ SIZE, CLASSES = 64, 11
 TRAIN, TEST, EPOCHS = 2000, 300, 10
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 32, 16, 1
 BATCH, LR, WIDTH = 16, 3e-3, 8
-
-
-class _Concat(Layer):  # temporary stand-in for nn.Concatenate(Identity(), inner)
-    def __init__(self, inner: Layer):
-        super().__init__(backend=inner.backend, dtype=inner.dtype)
-        self.inner = inner
-
-    def forward(self, x: Any, train: bool = True) -> Any:
-        xp = self.backend.xp
-        y, back = self.inner.forward(x, train)
-        c = x.shape[1]
-
-        def backprop(dY: Any, need_dx: bool = True) -> Any:
-            return dY[:, :c, ...] + back(dY[:, c:, ...])
-
-        return xp.concat([x, y], axis=1), backprop
-
-
-def _conv_bn_relu(cin: int, cout: int, k: int, rng: Any, kw: dict) -> list:
-    """Conv (no bias: the BatchNorm's shift replaces it), BatchNorm2D, ReLU."""
-    return [nn.Conv2D(cin, cout, k, padding=k // 2, bias=False, rng=rng, **kw), nn.BatchNorm2D(cout, **kw),
-            nn.ReLU(**kw)]
-
-
-def _up(cin: int, cout: int, rng: Any, kw: dict) -> list:
-    """2x upsampling with learned weights: nearest upsampling then a 1x1 conv (as cheap as a
-    2x2 stride-2 transposed convolution)."""
-    return [nn.Upsample2D(2, **kw), *_conv_bn_relu(cin, cout, 1, rng, kw)]
-
-
-def unet(num_classes: int = CLASSES, backend: Any = None, dtype: Any = None, rng: "nn.Generator | None" = None, *,
-         width: int = WIDTH) -> nn.Sequential:
-    """(N, 1, H, W) -> (N, num_classes, H, W) logits; H and W divisible by 8.
-
-    Encoder levels at H, H/2, H/4, H/8 with ``width`` times 1, 2, 4, 8 channels (two 3x3
-    conv-BN-ReLU each, max-pooling between); the decoder upsamples, concatenates the encoder's
-    features of the same resolution (the skip: channels add up) and fuses them with one 3x3 conv.
-    """
-    kw = dict(backend=backend, dtype=dtype)
-    w = width
-    level4 = nn.Sequential(nn.MaxPool2D(2, **kw), *_conv_bn_relu(4 * w, 8 * w, 3, rng, kw),
-                           *_conv_bn_relu(8 * w, 8 * w, 3, rng, kw), *_up(8 * w, 4 * w, rng, kw))
-    level3 = nn.Sequential(nn.MaxPool2D(2, **kw), *_conv_bn_relu(2 * w, 4 * w, 3, rng, kw),
-                           *_conv_bn_relu(4 * w, 4 * w, 3, rng, kw), _Concat(level4),
-                           *_conv_bn_relu(8 * w, 4 * w, 3, rng, kw), *_up(4 * w, 2 * w, rng, kw))
-    level2 = nn.Sequential(nn.MaxPool2D(2, **kw), *_conv_bn_relu(w, 2 * w, 3, rng, kw),
-                           *_conv_bn_relu(2 * w, 2 * w, 3, rng, kw), _Concat(level3),
-                           *_conv_bn_relu(4 * w, 2 * w, 3, rng, kw), *_up(2 * w, w, rng, kw))
-    return nn.Sequential(*_conv_bn_relu(1, w, 3, rng, kw), *_conv_bn_relu(w, w, 3, rng, kw), _Concat(level2),
-                         *_conv_bn_relu(2 * w, w, 3, rng, kw), nn.Conv2D(w, num_classes, 1, rng=rng, **kw))
 
 
 def class_weights(masks: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:

@@ -9,8 +9,9 @@ from .metrics import (average_precision, confusion_matrix, match_detections, mea
 from .losses import pixel_cross_entropy
 from .detection import decode_grid, detection_loss, encode_grid
 from .canvases import make_detection_canvases, make_segmentation_canvases
+from .models import grid_detector, unet
 
 __all__ = ["box_area", "box_convert", "box_iou", "batched_nms", "average_precision", "confusion_matrix",
            "match_detections", "mean_average_precision", "mean_iou", "pixel_accuracy", "pixel_cross_entropy",
            "decode_grid", "detection_loss", "encode_grid", "make_detection_canvases",
-           "make_segmentation_canvases"]
+           "make_segmentation_canvases", "grid_detector", "unet"]
