@@ -88,9 +88,9 @@ class GradientMonitor:
         orig = layer.forward
         dead = isinstance(layer, ReLU)
 
-        def forward(x: Any, train: bool = True) -> Any:
+        def forward(x: Any, train: "bool | None" = None) -> Any:
             y, backprop = orig(x, train)
-            if train and self.logging:
+            if layer._mode(train) and self.logging:
                 self._activation_stats(label, y, dead)
             return y, backprop
 

@@ -216,16 +216,29 @@ def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.
 
 
 def _check_errors(case: LayerCase, b: Backend, x64: np.ndarray) -> None:
+    """Wrong dtype, integer input and another backend's array raise; a parameter-free layer
+    that follows its input computes on the other backend and in float64 instead."""
     import pytest
     layer = case.make(b, "float32")
-    with pytest.raises(TypeError, match="float64"):
-        layer.forward(b.asarray(x64, dtype="float64"), train=case.train)
-    with pytest.raises(TypeError, match="integer"):
-        layer.forward(b.asarray(np.ones(case.input_shape, dtype=np.int64)), train=case.train)
+    follows = layer.follows_input and not any(True for _ in layer._state_items())
     numpy_b = get_backend("numpy")
     other = get_backend("array_api_strict") if b.xp is numpy_b.xp else numpy_b
-    with pytest.raises(ValueError, match="backend"):
-        layer.forward(other.asarray(x64, dtype="float32"), train=case.train)
+    if follows:
+        for where, dtype in ((b, "float64"), (other, "float32")):
+            x = where.asarray(x64, dtype=dtype)
+            y, backprop = layer.forward(x, train=case.train)
+            dx = backprop(where.asarray(np.ones(tuple(y.shape)), dtype=dtype))
+            for what, a in (("output", y), ("dx", dx)):
+                assert where.owns(a) and a.dtype == where.dtype(dtype), (
+                    f"{case.name} built on {b.label} float32: {what} of a {where.label} {dtype} input is "
+                    f"{a.dtype} on {type(a).__module__}, expected to follow the input")
+    else:
+        with pytest.raises(TypeError, match="float64"):
+            layer.forward(b.asarray(x64, dtype="float64"), train=case.train)
+        with pytest.raises(ValueError, match="backend"):
+            layer.forward(other.asarray(x64, dtype="float32"), train=case.train)
+    with pytest.raises(TypeError, match="integer"):
+        layer.forward(b.asarray(np.ones(case.input_shape, dtype=np.int64)), train=case.train)
     for shape, exc, match in case.bad_inputs:
         with pytest.raises(exc, match=match):
             layer.forward(b.asarray(np.ones(shape), dtype="float32"), train=case.train)
