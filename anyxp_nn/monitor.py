@@ -40,7 +40,6 @@ METRICS = ("grad_norm", "update_ratio", "act_mean", "act_std", "dead_frac")
 
 
 def _label(name: str, layer: Any) -> str:
-    name = name.rstrip(".")  # named_layers gives "0." for children
     return f"{name}:{type(layer).__name__}" if name else type(layer).__name__
 
 

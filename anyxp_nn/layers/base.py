@@ -21,12 +21,12 @@ returns the backend to compute on.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from ..backend import Backend, all_finite, backend_of, get_backend, to_numpy
 from ..parameter import Parameter
 
-__all__ = ["Layer", "Backprop", "StateDictError", "children_backend"]
+__all__ = ["Layer", "Backprop", "StateDictError", "IncompatibleKeys", "children_backend"]
 
 _CONTAINER_HINT = {list: "LayerList", tuple: "LayerList", dict: "LayerDict"}
 
@@ -38,6 +38,13 @@ class StateDictError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns, as torch's: keys the model has that the dict lacks,
+    and keys of the dict the model does not have (both empty after a strict load)."""
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Layer:
@@ -175,17 +182,19 @@ class Layer:
         return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
                 for key, owner, attr, is_p in self._state_items()}
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Load parameters and buffers from NumPy or any backend's arrays.
 
         Every key, shape and value is checked before anything is written, so a
-        failed load leaves the model unchanged.
+        failed load leaves the model unchanged.  With ``strict=False`` missing and
+        unexpected keys are allowed; either way the return value is the named tuple
+        ``(missing_keys, unexpected_keys)``, as torch's.
         """
         if not hasattr(state, "items"):
             raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got {type(state).__name__}")
         items = list(self._state_items())
         expected = {key for key, *_ in items}
-        missing = [k for k in expected if k not in state]
+        missing = [k for k, *_ in items if k not in state]
         extra = [k for k in state if k not in expected]
         if strict and (missing or extra):
             parts = []
@@ -216,6 +225,7 @@ class Layer:
                 getattr(owner, attr).data = arr
             else:
                 object.__setattr__(owner, attr, arr)
+        return IncompatibleKeys(missing, extra)
 
     # -- moving ------------------------------------------------------------------
     def to(self, backend: "str | Backend | None" = None, dtype: Any = None) -> "Layer":
