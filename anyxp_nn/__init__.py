@@ -11,6 +11,7 @@ from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layer_names
 from .parameter import Parameter
 from .random import Generator, manual_seed
+from .summary import Summary, summary
 from .testing.sync import count_syncs, sync_guard
 from .training import History, callbacks, fit, metrics
 
@@ -19,4 +20,4 @@ __version__ = "0.1.0"
 __all__ = ["augment", "backend", "checkpoint", "data", "init", "losses", "monitor", "optim", "random",
            "training", "Backend", "available_backends", "get_backend", "set_backend", "to_numpy",
            "load", "save", "Parameter", "Generator", "manual_seed", "count_syncs", "sync_guard",
-           "History", "callbacks", "fit", "metrics", *_layer_names]
+           "History", "callbacks", "fit", "metrics", "summary", "Summary", *_layer_names]
