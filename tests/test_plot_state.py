@@ -31,8 +31,9 @@ print(json.dumps({"backend": matplotlib.get_backend(), "pyplot": "matplotlib.pyp
 
 def test_plots_do_not_change_the_matplotlib_backend(backend, tmp_path):
     pytest.importorskip("matplotlib")
-    env = dict(os.environ, MPLBACKEND="")
-    env.pop("MPLBACKEND")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MPLBACKEND", None)
     out = subprocess.run([sys.executable, "-c", SCRIPT, backend.label, str(tmp_path)], capture_output=True,
                          text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
