@@ -15,3 +15,7 @@ from .residual import Residual  # noqa: E402
 __all__ += ["BatchNorm1D", "BatchNorm2D", "LayerNorm", "Dropout", "Residual"]
 from .cnn import AvgPool2D, Conv2D, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Upsample2D  # noqa: E402
 __all__ += ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "Flatten", "Upsample2D"]
+from .conv_transpose import ConvTranspose2D, ConvTranspose2d  # noqa: E402
+__all__ += ["ConvTranspose2D", "ConvTranspose2d"]
+from .concatenate import Concatenate  # noqa: E402
+__all__ += ["Concatenate"]
