@@ -13,6 +13,7 @@ from .parameter import Parameter
 from .random import Generator, manual_seed
 from .testing.sync import count_syncs, sync_guard
 from .training import History, callbacks, fit, metrics
+from . import interpret  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -20,3 +21,4 @@ __all__ = ["augment", "backend", "checkpoint", "data", "init", "losses", "monito
            "training", "Backend", "available_backends", "get_backend", "set_backend", "to_numpy",
            "load", "save", "Parameter", "Generator", "manual_seed", "count_syncs", "sync_guard",
            "History", "callbacks", "fit", "metrics", *_layer_names]
+__all__ += ["interpret"]
