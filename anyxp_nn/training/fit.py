@@ -68,7 +68,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     val_loader = as_loader(val_data, backend=model.backend) if val_data is not None else None
     if resume is not None:  # last: every argument is checked before the model changes
         from ..checkpoint import load
-        info = load(resume, model, optimizer, loader=loader)
+        info = load(resume, model, optimizer, loader=loader, restore_rng=True)
         initial_epoch = int(info.get("epoch") or 0)
         history = info.get("history") or history
     history = history if history is not None else History()
