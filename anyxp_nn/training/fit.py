@@ -9,7 +9,10 @@ per-step history and ``on_log`` callbacks (e.g. the non-finite guard) update.
 
 Ctrl-C (KeyboardInterrupt) stops cleanly: the steps already taken are read and
 recorded, a warning says where training stopped, and the history is returned.
-Checkpoints are only written at epoch ends, atomically, so the last one is intact.
+A step (the optimizer's update and fit's count of it) and an epoch end (the
+history row and the callbacks, e.g. the checkpoint) each commit whole: Ctrl-C is
+held back until they finish, so the model, the optimizer, the history and the
+last checkpoint always agree.  Checkpoints are written atomically.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import time
 import warnings
 from typing import Any, Sequence
 
+from .._atomic import deferred_interrupts
 from ..data import DataLoader, as_loader
 from .callbacks import Callback, FitState
 from .evaluate import LossFn, check_labels, evaluate, fast_loss
@@ -63,6 +67,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")
+    _check_optimizer(model, optimizer)
     all_metrics = get_metrics(metrics)
     train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
     val_loader = as_loader(val_data, backend=model.backend) if val_data is not None else None
@@ -72,6 +77,12 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
         initial_epoch = int(info.get("epoch") or 0)
         history = info.get("history") or history
     history = history if history is not None else History()
+    if resume is not None and initial_epoch >= epochs:
+        msg = (f"fit: the checkpoint {str(resume)!r} already holds {initial_epoch} epoch(s) and `epochs` is "
+               f"{epochs}: nothing to train; pass epochs > {initial_epoch} to continue")
+        history.stop_reason, history.message = "already_trained", msg
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return history
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
@@ -151,9 +162,11 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
                 loss, dlogits = step_loss(logits, yb)
                 backprop(dlogits, need_dx=False)
                 lr = float(optimizer.lr_at(optimizer.param_groups[0])) if hasattr(optimizer, "lr_at") else None
-                optimizer.step()
-                state.step += 1
-                pending.append((_step_vector(xp, loss, logits, yb, train_metrics), int(xb.shape[0]), lr))
+                vec = _step_vector(xp, loss, logits, yb, train_metrics)
+                with deferred_interrupts():  # the update and its record commit together
+                    optimizer.step()
+                    state.step += 1
+                    pending.append((vec, int(xb.shape[0]), lr))
                 n_log += int(xb.shape[0])
                 if bar is not None:
                     bar.update(1)
@@ -178,9 +191,10 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             row["lr"] = state.logs.get("lr", history.steps["lr"][-1] if history.steps.get("lr") else None)
             row["time_s"] = dt
             row["samples_per_s"] = epoch_n / dt if dt > 0 else None
-            history.add_epoch(row)
-            state.logs = row
-            run("on_epoch_end")
+            with deferred_interrupts():  # the history row and the checkpoint commit together
+                history.add_epoch(row)
+                state.logs = row
+                run("on_epoch_end")
             if state.stop_training:
                 break
     except KeyboardInterrupt:
@@ -201,6 +215,19 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     if state.stop_reason in ("interrupted", "non_finite_loss"):
         warnings.warn(state.message, RuntimeWarning, stacklevel=2)
     return history
+
+
+def _check_optimizer(model: Any, optimizer: Any) -> None:
+    """The optimizer must update this model's parameters (a subset is fine: e.g. a head)."""
+    if not hasattr(optimizer, "parameters") or not hasattr(optimizer, "step"):
+        raise TypeError(f"fit: `optimizer` must be an anyxp_nn.optim optimizer, got {type(optimizer).__name__}")
+    mine = {id(p) for p in model.parameters()}
+    foreign = [p for p in optimizer.parameters() if id(p) not in mine]
+    if foreign:
+        total = len(optimizer.parameters())
+        raise ValueError(f"fit: {len(foreign)} of the optimizer's {total} parameters are not parameters of the "
+                         f"model (first: {foreign[0]!r}); build it from this model, e.g. "
+                         f"{type(optimizer).__name__}(model.parameters(), ...)")
 
 
 def _progress_bar(progress: bool, total: int, desc: str) -> Any:
