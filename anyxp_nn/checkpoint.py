@@ -50,7 +50,7 @@ import numpy as np
 from . import random as _random
 from ._atomic import atomic_write, deferred_interrupts
 
-__all__ = ["save", "load", "CheckpointError", "CheckpointNotFoundError"]
+__all__ = ["save", "load", "read_info", "CheckpointError", "CheckpointNotFoundError"]
 
 FORMAT = "anyxp_nn.checkpoint"
 VERSION = 2               # 2 added the array table; version 1 files still load
@@ -440,6 +440,33 @@ def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], mode
 
 def _few(keys: list[str], n: int = 12) -> str:
     return str(keys) if len(keys) <= n else f"{keys[:n]} (+{len(keys) - n} more)"
+
+
+def read_info(path: "str | os.PathLike") -> dict[str, Any]:
+    """What a checkpoint holds, from its metadata alone (no arrays are read, nothing is verified
+    beyond the metadata's own form; :func:`load` verifies everything):
+    ``{"epoch", "step", "backend", "created", "model", "optimizer", "version"}``."""
+    path = _check_path(path, "read_info")
+    if not path.exists():
+        raise CheckpointNotFoundError(f"read_info: no checkpoint at {str(path)!r}")
+    where = f"read_info: {str(path)!r}"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("__meta__.npy")
+            if info.file_size > _META_MAX_BYTES or info.compress_type not in (zipfile.ZIP_STORED,
+                                                                             zipfile.ZIP_DEFLATED):
+                raise CheckpointError(f"{where} has an oversized or damaged __meta__ member")
+            meta = _parse_meta(_parse_npy(zf.read(info), f"{where} member '__meta__'").tobytes(), where)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{where} is truncated or corrupted and cannot be read "
+                              f"({type(e).__name__}: {e})") from None
+    model, opt = meta.get("model"), meta.get("optimizer")
+    return {"epoch": meta.get("epoch"), "step": meta.get("step"), "backend": meta.get("backend"),
+            "created": meta.get("created"), "version": meta.get("version"),
+            "model": model.get("class") if isinstance(model, dict) else None,
+            "optimizer": opt.get("class") if isinstance(opt, dict) else None}
 
 
 def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader: Any = None,
