@@ -275,8 +275,9 @@ class Layer:
             if x.dtype != self.dtype:
                 got, want = _dtype_name(x.dtype), _dtype_name(self.dtype)
                 kind = "integer" if "int" in got or got == "bool" else got
+                fix = f" or the layer with .to(dtype={got!r})" if got.startswith("float") else ""  # never to an int
                 raise TypeError(f"{self._name()}: {what} has dtype {got} ({kind} input), expected {want}; "
-                                f"cast it with xp.astype(x, xp.{want}) or the layer with .to(dtype={got!r})")
+                                f"cast it with xp.astype(x, xp.{want}){fix}")
         if ndim is not None:
             allowed = (ndim,) if isinstance(ndim, int) else ndim
             if x.ndim not in allowed:
