@@ -138,7 +138,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             bar = _progress_bar(progress, steps_per_epoch, f"epoch {epoch + 1}/{epochs}")
             t_epoch = time.perf_counter()
             t_log, n_log = t_epoch, 0
-            for xb, yb in loader:
+            for xb, yb in backend.cpu_threads_each(loader):  # thread pools sized to the free cores
                 optimizer.zero_grad()
                 logits, backprop = model.forward(xb, train=True)
                 if not checked:
