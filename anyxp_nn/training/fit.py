@@ -202,7 +202,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             t_epoch = time.perf_counter()
             t_log, n_log = t_epoch, 0
             acc_vec, acc_n = None, 0  # the step's vectors and samples, summed over its batches
-            for i, (xb, yb) in enumerate(loader):
+            for i, (xb, yb) in enumerate(backend.cpu_threads_each(loader)):  # pools sized to the free cores
                 if acc_n == 0:
                     optimizer.zero_grad()
                 logits, backprop = model.forward(xb)  # each layer in its own mode
