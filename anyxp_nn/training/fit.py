@@ -18,6 +18,7 @@ import warnings
 from typing import Any, Sequence
 
 from ..data import DataLoader, as_loader
+from ..distributed.fit_hooks import fit_hooks
 from .callbacks import Callback, FitState
 from .evaluate import LossFn, check_labels, evaluate, fast_loss
 from .history import History
@@ -80,6 +81,8 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     backend, xp = model.backend, model.backend.xp
     step_loss = loss_fn
     state = FitState(model, optimizer, loader, history, epochs)
+    dist = fit_hooks(model)  # a DataParallel on P ranks: rank 0 reports, values averaged over ranks
+    state.is_main, progress = dist.is_main, progress and dist.is_main
     state.step = int(getattr(optimizer, "step_count", 0))
     state.last_checkpoint = str(resume) if resume is not None else None
 
@@ -99,6 +102,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
         if not pending:
             return
         vals = backend.to_numpy(xp.stack([v for v, _, _ in pending])).astype("float64")  # note: sync point
+        vals = dist.mean_rows(vals)
         rows = []
         first = state.step - len(pending)
         for k, (row_vals, (_, nb, lr)) in enumerate(zip(vals, pending)):
@@ -178,9 +182,11 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             row["lr"] = state.logs.get("lr", history.steps["lr"][-1] if history.steps.get("lr") else None)
             row["time_s"] = dt
             row["samples_per_s"] = epoch_n / dt if dt > 0 else None
+            row = dist.average_logs(row)
             history.add_epoch(row)
             state.logs = row
             run("on_epoch_end")
+            dist.barrier()
             if state.stop_training:
                 break
     except KeyboardInterrupt:
