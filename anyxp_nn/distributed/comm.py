@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -178,10 +179,12 @@ def _install_abort_hook(comm: Communicator) -> None:
     previous = sys.excepthook
 
     def hook(exc_type: Any, exc: Any, tb: Any) -> None:
-        sys.stderr.write(f"anyxp_nn.distributed: rank {comm.rank} of {comm.size} raised; aborting every rank\n")
+        sys.stderr.write(f"anyxp_nn.distributed: rank {comm.rank} of {comm.size} raised "
+                         f"{exc_type.__name__}: {exc}; aborting every rank\n")
         previous(exc_type, exc, tb)
-        sys.stderr.flush()
         sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.2)  # let the launcher forward this output before it kills the ranks
         comm.mpi.Abort(1)
 
     sys.excepthook = hook
