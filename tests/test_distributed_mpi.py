@@ -37,8 +37,14 @@ def _mpiexec() -> str:
 
 
 def launch(scenario: str, folder: Path, ranks: int = 2) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    """Run the worker on ``ranks`` processes; kill the whole group at the timeout (a hang is a failure)."""
-    cmd = [_mpiexec(), "-n", str(ranks), sys.executable, str(WORKER), scenario, str(folder)]
+    """Run the worker on ``ranks`` processes; returns the process and each rank's JSON report."""
+    result = run_mpi([str(WORKER), scenario, str(folder)], ranks)
+    return result, [json.loads(p.read_text()) for p in sorted(folder.glob("rank*.json"))]
+
+
+def run_mpi(args: list, ranks: int = 2) -> subprocess.CompletedProcess:
+    """``mpiexec -n ranks python *args``; the whole group is killed at the timeout (a hang is a failure)."""
+    cmd = [_mpiexec(), "-n", str(ranks), sys.executable, *args]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -48,11 +54,9 @@ def launch(scenario: str, folder: Path, ranks: int = 2) -> tuple[subprocess.Comp
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"mpiexec {scenario} hung for {TIMEOUT_S} s and was killed\nstdout:\n{out[-3000:]}\n"
+        pytest.fail(f"{' '.join(cmd)} hung for {TIMEOUT_S} s and was killed\nstdout:\n{out[-3000:]}\n"
                     f"stderr:\n{err[-3000:]}")
-    result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    ranks_out = [json.loads(p.read_text()) for p in sorted(folder.glob("rank*.json"))]
-    return result, ranks_out
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _ok(result: subprocess.CompletedProcess) -> None:
@@ -111,3 +115,21 @@ def test_a_rank_that_raises_stops_every_rank(tmp_path):
     assert result.returncode != 0
     assert "rank 1 fails on purpose at step 3" in result.stderr
     assert "aborting every rank" in result.stderr
+
+
+def test_cli_train_distributed(tmp_path):
+    result = run_mpi(["-m", "anyxp_nn", "train", "--distributed", "--epochs", "1", "--batch-size", "64",
+                      "--no-progress", "--out", str(tmp_path)])
+    _ok(result)
+    assert result.stderr.count("2 ranks") == 1           # rank 0 alone prints
+    assert result.stdout.count("test accuracy") == 1
+    assert (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_mpiexec_skips_locally_and_fails_in_ci(monkeypatch, ci, outcome):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/bin/python")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="MPI tests need mpi4py and mpiexec: no `mpiexec` found"):
+        _mpiexec()
