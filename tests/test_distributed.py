@@ -8,8 +8,31 @@ import pytest
 
 import anyxp_nn as nn
 from anyxp_nn.data import DataLoader
-from anyxp_nn.distributed import (Communicator, DataParallel, HostReducer, SyncBatchNorm, fit_hooks, init,
-                                  plan_buckets)
+from anyxp_nn.distributed import (Communicator, DataParallel, HostReducer, Request, SyncBatchNorm, fit_hooks,
+                                  init, plan_buckets)
+
+
+class _TwinComm(Communicator):
+    """Two ranks holding the same data, simulated in one process: a sum over the ranks doubles.
+
+    DataParallel skips averaging on one rank; this runs its whole path (buckets, host views or
+    staging, sum, division by the size) with a known answer: the local gradient.
+    """
+
+    def __init__(self):
+        super().__init__(None)
+        self.size = 2
+
+    def iallreduce(self, buf):
+        buf *= 2
+        return Request()
+
+    def allreduce(self, buf):
+        buf *= 2
+        return buf
+
+    def allgather(self, buf):
+        return np.stack([buf, buf])
 
 
 def _mlp(backend, seed=0):
@@ -113,8 +136,18 @@ def test_fit_hooks_are_identities_for_one_process():
 
 
 # -- DataParallel on one rank -----------------------------------------------------------------------
-def test_one_rank_equals_the_plain_model(backend):
+def test_one_rank_adds_nothing(backend):
     plain, dp = _mlp(backend), DataParallel(_mlp(backend), init(), bucket_bytes=64)
+    x, y = _batch(backend, (6,))
+    g_plain, _ = _grads(plain, x, y)
+    g_dp, syncs = _grads(dp, x, y)
+    for a, b in zip(g_plain, g_dp):
+        np.testing.assert_array_equal(b, a)
+    assert syncs.total == 0 and dp.last_step is None
+
+
+def test_averaging_path_keeps_the_gradient_of_identical_ranks(backend):
+    plain, dp = _mlp(backend), DataParallel(_mlp(backend), _TwinComm(), bucket_bytes=64)
     x, y = _batch(backend, (6,))
     g_plain, _ = _grads(plain, x, y)
     g_dp, syncs = _grads(dp, x, y)
@@ -134,7 +167,7 @@ def test_one_rank_equals_the_plain_model(backend):
 
 def test_host_staging_on_a_non_default_device():
     b = nn.get_backend("array_api_strict:device1")
-    dp = DataParallel(_mlp(b), init(), bucket_bytes=10**9)
+    dp = DataParallel(_mlp(b), _TwinComm(), bucket_bytes=10**9)
     assert len(dp.buckets()) == 1
     x, y = _batch(b, (6,))
     for _ in range(2):
@@ -147,7 +180,7 @@ def test_host_staging_on_a_non_default_device():
 
 def test_buckets_are_bounded_in_reverse_layer_order_and_skip_frozen():
     model = _mlp("numpy")
-    dp = DataParallel(model, Communicator(None), bucket_bytes=100)
+    dp = DataParallel(model, _TwinComm(), bucket_bytes=100)
     names = {id(p): k for k, p in model.named_parameters()}
     order = [names[id(p)] for bk in dp.buckets() for p in bk.params]
     assert order == [k for k, _ in reversed(list(model.named_parameters()))]
@@ -182,9 +215,9 @@ class _Probe(nn.Layer):
         return x, backprop
 
 
-class _RecordingComm(Communicator):
+class _RecordingComm(_TwinComm):
     def __init__(self, log):
-        super().__init__(None)
+        super().__init__()
         self.log = log
 
     def gradient_reducer(self, backend):
@@ -211,7 +244,7 @@ def test_buckets_start_during_backprop(overlap):
 
 def test_no_sync_accumulates_then_averages_the_sum():
     b = nn.get_backend("numpy")
-    plain, dp = _mlp(b), DataParallel(_mlp(b), init())
+    plain, dp = _mlp(b), DataParallel(_mlp(b), _TwinComm())
     x, y = _batch(b, (6,))
     for m in (plain, dp):
         m.zero_grad()
@@ -246,7 +279,7 @@ def test_fit_on_a_one_rank_data_parallel_model_matches_plain_fit():
     results = []
     for wrap in (False, True):
         model = _mlp("numpy")
-        model = DataParallel(model, init()) if wrap else model
+        model = DataParallel(model, _TwinComm()) if wrap else model
         opt = nn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         h = nn.fit(model, opt, nn.losses.softmax_cross_entropy, DataLoader(x, y, batch_size=8, rng=3),
                    epochs=2, progress=False)
@@ -313,3 +346,20 @@ def test_sync_batchnorm_errors():
         SyncBatchNorm(3).forward(np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match=r"SyncBatchNorm.*expected 3 channels"):
         SyncBatchNorm(3).forward(np.zeros((2, 4), np.float32))
+
+
+def test_sync_batchnorm_on_two_ranks_is_batchnorm_on_both_batches(backend):
+    """Twin ranks with batch x == one BatchNorm on concat(x, x): statistics, running buffers, dX."""
+    xp = backend.xp
+    x = backend.asarray(np.random.default_rng(0).normal(1.0, 2.0, size=(3, 2, 2, 2)), dtype="float32")
+    dy = backend.asarray(np.random.default_rng(1).normal(size=(3, 2, 2, 2)), dtype="float32")
+    bn, sync = nn.BatchNorm2D(2, backend=backend), SyncBatchNorm(2, comm=_TwinComm(), backend=backend)
+    y_bn, bp_bn = bn.forward(xp.concat([x, x]))
+    y_sync, bp_sync = sync.forward(x)
+    np.testing.assert_allclose(nn.to_numpy(y_sync), nn.to_numpy(y_bn[:3, ...]), rtol=1e-5, atol=1e-5)
+    dx_bn, dx_sync = bp_bn(xp.concat([dy, dy])), bp_sync(dy)
+    np.testing.assert_allclose(nn.to_numpy(dx_sync), nn.to_numpy(dx_bn[:3, ...]), rtol=1e-4, atol=1e-5)
+    # each rank keeps its local parameter gradient; DataParallel averages them
+    np.testing.assert_allclose(2 * nn.to_numpy(sync.weight.grad), nn.to_numpy(bn.weight.grad), rtol=1e-5, atol=1e-5)
+    for key in ("running_mean", "running_var"):
+        np.testing.assert_allclose(nn.to_numpy(getattr(sync, key)), nn.to_numpy(getattr(bn, key)), rtol=1e-5)

@@ -123,7 +123,7 @@ class DataParallel(Layer):
     def forward(self, x: Any, *args: Any, **kwargs: Any) -> tuple[Any, Backprop]:
         """``(y, backprop)`` of the wrapped model; ``backprop`` also averages the gradients over ranks."""
         training = (args[0] if args else kwargs.get("train", True)) is not False
-        if not training or not self._sync:
+        if not training or not self._sync or self.comm.size == 1:  # one rank: nothing to average
             return self.module.forward(x, *args, **kwargs)
         if self.broadcast_buffers and self.comm.size > 1:
             _broadcast_buffers(self.module, self.comm)
