@@ -56,11 +56,11 @@ def _batch(backend, shape, classes=3, n=6):
     return x, y
 
 
-def _grads(model, x, y, guard=False):
+def _grads(model, x, y):
     model.zero_grad()
     logits, backprop = model.forward(x, train=True)
     _, d = nn.losses.softmax_cross_entropy(logits, y)
-    with nn.sync_guard(backends=("array_api_strict",)) as syncs:
+    with nn.sync_guard() as syncs:
         backprop(d, need_dx=False)
     return [nn.to_numpy(p.grad) for p in model.parameters()], syncs
 
@@ -281,8 +281,9 @@ def test_fit_on_a_one_rank_data_parallel_model_matches_plain_fit():
         model = _mlp("numpy")
         model = DataParallel(model, _TwinComm()) if wrap else model
         opt = nn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        h = nn.fit(model, opt, nn.losses.softmax_cross_entropy, DataLoader(x, y, batch_size=8, rng=3),
-                   epochs=2, progress=False)
+        loader = DataLoader(x, y, batch_size=8, rng=3)
+        with pytest.warns(RuntimeWarning, match="loader is not sharded") if wrap else _nothing():
+            h = nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, epochs=2, progress=False)
         results.append((h.steps["loss"], [nn.to_numpy(p.data) for p in model.parameters()]))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
     for a, b in zip(results[0][1], results[1][1]):
@@ -363,3 +364,12 @@ def test_sync_batchnorm_on_two_ranks_is_batchnorm_on_both_batches(backend):
     np.testing.assert_allclose(2 * nn.to_numpy(sync.weight.grad), nn.to_numpy(bn.weight.grad), rtol=1e-5, atol=1e-5)
     for key in ("running_mean", "running_var"):
         np.testing.assert_allclose(nn.to_numpy(getattr(sync, key)), nn.to_numpy(getattr(bn, key)), rtol=1e-5)
+
+
+def test_fit_refuses_a_shard_of_another_size():
+    model = DataParallel(_mlp("numpy"), _TwinComm())
+    x, y = np.zeros((8, 6), np.float32), np.zeros(8, np.int64)
+    loader = DataLoader(x, y, batch_size=2, shard=(0, 3))
+    with pytest.raises(ValueError, match=r"fit: the loader is sharded over 3 ranks .* runs on 2"):
+        nn.fit(model, nn.optim.SGD(model.parameters(), lr=0.1), nn.losses.softmax_cross_entropy, loader,
+               progress=False)

@@ -23,11 +23,12 @@ _DLPACK_CPU = 1  # DLDeviceType kDLCPU
 def host_view(a: Any, backend: Backend) -> "np.ndarray | None":
     """A writable NumPy view sharing ``a``'s memory, or None when ``a`` is not plain host memory.
 
-    Only arrays on a backend's default CPU device qualify (``backend.label`` without a
-    device suffix and no GPU); a non-default device is treated as a device even when
-    its memory happens to be the host's, so that path is exercised without a GPU.
+    Only writable arrays whose DLPack device is the CPU, on a backend's default device
+    (``backend.label`` without a device suffix), qualify; a non-default device is treated
+    as a device even when its memory happens to be the host's, so the staging path runs
+    without a GPU (``array_api_strict:device1``).
     """
-    if ":" in backend.label or backend.cache_block_bytes is None:
+    if ":" in backend.label:
         return None
     if isinstance(a, np.ndarray):
         view = a

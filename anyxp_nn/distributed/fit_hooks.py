@@ -16,6 +16,7 @@ the identity, so single-process training is untouched.  On P ranks:
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,19 @@ class FitHooks:
     @property
     def is_main(self) -> bool:
         return self.comm is None or self.comm.rank == 0
+
+    def check_loader(self, loader: Any) -> None:
+        """Warn when every rank would train on the same batches; refuse shards of another size."""
+        if self.comm is None:
+            return
+        shard = getattr(loader, "shard", None)
+        if shard is None:
+            warnings.warn(f"fit: the model is a DataParallel on {self.comm.size} ranks but the loader is not "
+                          "sharded, so every rank trains on the same batches; create it with "
+                          "shard=(comm.rank, comm.size)", RuntimeWarning, stacklevel=3)
+        elif shard[1] != self.comm.size:
+            raise ValueError(f"fit: the loader is sharded over {shard[1]} ranks (shard={shard}) but the "
+                             f"DataParallel model runs on {self.comm.size}; use shard=(comm.rank, comm.size)")
 
     def mean_rows(self, values: np.ndarray) -> np.ndarray:
         """(steps, k) host float64 values -> their mean over ranks."""

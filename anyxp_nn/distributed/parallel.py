@@ -105,10 +105,11 @@ class DataParallel(Layer):
         params = [p for p in reversed(self.module.parameters()) if p.requires_grad]
         key = tuple(id(p) for p in params)
         if self._plan[0] != key:
-            xp = self.backend.xp
-            itemsize = lambda dt: xp.finfo(dt).bits // 8  # noqa: E731
-            object.__setattr__(self, "_plan", (key, plan_buckets(params, self.bucket_bytes, itemsize)))
+            object.__setattr__(self, "_plan", (key, plan_buckets(params, self.bucket_bytes, self._itemsize)))
         return self._plan[1]
+
+    def _itemsize(self, dtype: Any) -> int:
+        return self.backend.xp.finfo(dtype).bits // 8
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:

@@ -64,6 +64,8 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")
+    dist = fit_hooks(model)  # a DataParallel on P ranks: rank 0 reports, values averaged over ranks
+    dist.check_loader(loader)
     all_metrics = get_metrics(metrics)
     train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
     val_loader = as_loader(val_data, backend=model.backend) if val_data is not None else None
@@ -81,7 +83,6 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     backend, xp = model.backend, model.backend.xp
     step_loss = loss_fn
     state = FitState(model, optimizer, loader, history, epochs)
-    dist = fit_hooks(model)  # a DataParallel on P ranks: rank 0 reports, values averaged over ranks
     state.is_main, progress = dist.is_main, progress and dist.is_main
     state.step = int(getattr(optimizer, "step_count", 0))
     state.last_checkpoint = str(resume) if resume is not None else None
