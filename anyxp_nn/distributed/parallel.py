@@ -121,12 +121,15 @@ class DataParallel(Layer):
             object.__setattr__(self, "_sync", True)
 
     # -- the protocol -----------------------------------------------------------------
-    def forward(self, x: Any, *args: Any, **kwargs: Any) -> tuple[Any, Backprop]:
-        """``(y, backprop)`` of the wrapped model; ``backprop`` also averages the gradients over ranks."""
-        training = (args[0] if args else kwargs.get("train", True)) is not False
-        if not training or not self._sync or self.comm.size == 1:  # one rank: nothing to average
-            return self.module.forward(x, *args, **kwargs)
-        if self.broadcast_buffers and self.comm.size > 1:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        """``(y, backprop)`` of the wrapped model; ``backprop`` also averages the gradients over ranks.
+
+        The gradients are averaged whatever the mode (a model in ``eval()`` may still be
+        fine-tuned); rank 0's buffers are broadcast first when this forward trains.
+        """
+        if not self._sync or self.comm.size == 1:  # one rank: nothing to average
+            return self.module.forward(x, train)
+        if self.broadcast_buffers and self._mode(train):
             _broadcast_buffers(self.module, self.comm)
         buckets = self.buckets()
         if self._reducer is None and buckets:
@@ -134,7 +137,7 @@ class DataParallel(Layer):
         step = BackwardStep(buckets, self._reducer, self.backend.xp, self.backend.device, self.overlap)
         object.__setattr__(self, "_current", step)
         try:
-            y, inner = self.module.forward(x, *args, **kwargs)
+            y, inner = self.module.forward(x, train)
         finally:
             object.__setattr__(self, "_current", None)
 

@@ -74,7 +74,8 @@ class SyncBatchNorm(_BatchNorm):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, ranks={self.comm.size}"
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        train = self._mode(train)
         if not train:
             return super().forward(x, train)
         self._check(x, train)
