@@ -15,7 +15,7 @@ With a per-rank batch b and a mean-reduced loss, P ranks take exactly the steps 
 process takes with batch P*b (up to float rounding), because the mean over ranks of
 per-rank batch means is the mean over the P*b samples.
 
-Hooks: each layer that owns parameters gets a thin ``forward`` wrapper (an instance
+Hooks: each leaf layer that owns parameters gets a thin ``forward`` wrapper (an instance
 attribute) that reports its backprop to the step in progress; outside a DataParallel
 forward it passes through unchanged.
 """
@@ -162,9 +162,13 @@ class DataParallel(Layer):
 
 # -- helpers ---------------------------------------------------------------------------
 def _install_hooks(model: Layer, dp: DataParallel) -> None:
-    """Wrap ``forward`` of every layer owning parameters so its backprop reports to ``dp``'s step."""
+    """Wrap ``forward`` of every leaf layer owning parameters so its backprop reports to ``dp``'s step.
+
+    Containers are left alone (they may be copied, e.g. by ``interpret.grad_cam``); parameters
+    a container owns itself are reduced after the backward pass, with the buckets not yet started.
+    """
     for _, layer in model.named_layers():
-        if not layer._params:
+        if not layer._params or layer._children:
             continue
         original = getattr(layer, _HOOK, None) or layer.forward
         params = list(layer._params.values())
