@@ -373,3 +373,30 @@ def test_fit_refuses_a_shard_of_another_size():
     with pytest.raises(ValueError, match=r"fit: the loader is sharded over 3 ranks .* runs on 2"):
         nn.fit(model, nn.optim.SGD(model.parameters(), lr=0.1), nn.losses.softmax_cross_entropy, loader,
                progress=False)
+
+
+class _Scaled(nn.Layer):
+    """A container with a parameter of its own: y = alpha * inner(x)."""
+
+    def __init__(self, inner):
+        super().__init__(backend=inner.backend)
+        self.inner = inner
+        self.alpha = nn.Parameter(self.backend.xp.ones((1,), dtype=self.dtype, device=self.backend.device))
+
+    def forward(self, x, train=None):
+        h, bp = self.inner.forward(x, train)
+        a = self.alpha
+
+        def backprop(dY, need_dx=True):
+            a.accumulate(self.backend.xp.reshape(self.backend.xp.sum(dY * h), (1,)))
+            return bp(dY * a.data, need_dx=need_dx)
+
+        return h * a.data, backprop
+
+
+def test_a_container_parameter_is_averaged_after_the_backward_pass():
+    plain, dp = _Scaled(_mlp("numpy")), DataParallel(_Scaled(_mlp("numpy")), _TwinComm(), bucket_bytes=64)
+    assert "forward" not in vars(dp.module)  # containers keep their class's forward
+    x, y = _batch(nn.get_backend("numpy"), (6,))
+    for a, b in zip(_grads(plain, x, y)[0], _grads(dp, x, y)[0]):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
