@@ -30,6 +30,7 @@ from array_api_compat import device as _device
 
 from .._atomic import deferred_interrupts
 from ..data import DataLoader
+from ..distributed.fit_hooks import fit_hooks
 from .callbacks import Callback, FitState
 from .evaluate import LossFn, check_labels, eval_loader, evaluate, fast_loss
 from .history import History
@@ -113,6 +114,8 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")
     _check_fit_options(clip_grad_norm, accumulate_steps)
     _check_optimizer(model, optimizer)
+    dist = fit_hooks(model)  # a DataParallel on P ranks: rank 0 reports, values averaged over ranks
+    dist.check_loader(loader)
     if not any(layer.training for _, layer in model.named_layers()):
         warnings.warn("fit: every layer of the model is in eval mode (model.eval() was called), so it trains "
                       "without dropout and BatchNorm neither uses nor updates batch statistics; call "
@@ -140,6 +143,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     backend, xp = model.backend, model.backend.xp
     step_loss = loss_fn
     state = FitState(model, optimizer, loader, history, epochs)
+    state.is_main, progress = dist.is_main, progress and dist.is_main
     state.step = int(getattr(optimizer, "step_count", 0))
     state.last_checkpoint = str(resume) if resume is not None else None
 
@@ -160,6 +164,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
         if not pending:
             return
         vals = backend.to_numpy(xp.stack([v for v, _, _ in pending])).astype("float64")  # note: sync point
+        vals = dist.mean_rows(vals)
         rows = []
         first = state.step - len(pending)
         for k, (row_vals, (_, nb, lr)) in enumerate(zip(vals, pending)):
@@ -256,10 +261,12 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             row["lr"] = state.logs.get("lr", history.steps["lr"][-1] if history.steps.get("lr") else None)
             row["time_s"] = dt
             row["samples_per_s"] = epoch_n / dt if dt > 0 else None
+            row = dist.average_logs(row)
             with deferred_interrupts():  # the history row and the checkpoint commit together
                 history.add_epoch(row)
                 state.logs = row
                 run("on_epoch_end")
+            dist.barrier()
             if state.stop_training:
                 break
     except KeyboardInterrupt:
