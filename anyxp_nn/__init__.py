@@ -20,3 +20,6 @@ __all__ = ["augment", "backend", "checkpoint", "data", "init", "losses", "monito
            "training", "Backend", "available_backends", "get_backend", "set_backend", "to_numpy",
            "load", "save", "Parameter", "Generator", "manual_seed", "count_syncs", "sync_guard",
            "History", "callbacks", "fit", "metrics", *_layer_names]
+
+from . import export  # noqa: E402  (after __version__, which export records in its files)
+__all__ += ["export"]
