@@ -7,6 +7,7 @@ Subcommands::
     train      train mlp | cnn | resnet on digits | mnist; history plot + metrics JSON
     check      the cross-backend checks (anyxp_nn.testing.check)
     bench      benchmarks/*.py if present, else a quick MLP step timing
+    export     a checkpoint's model as ONNX or safetensors (anyxp_nn.export)
 
 Every subcommand takes ``--backend``.  Errors print one line
 (``anyxp-nn: error: ...``) and exit with status 2, never a traceback.
@@ -46,7 +47,7 @@ def _backend_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="anyxp_nn: deep learning written once against the Array API.")
-    sub = parser.add_subparsers(dest="command", metavar="{backends,demo,train,check,bench}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{backends,demo,train,check,bench,export}", parser_class=_Parser)
 
     p = sub.add_parser("backends", help="list the backends and why any is unusable")
     _backend_arg(p)
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--builtin", action="store_true", help="only the built-in MLP step timing")
     p.add_argument("--steps", type=int, default=50, help="timed steps of the built-in benchmark")
     p.add_argument("--batch-size", type=int, default=128)
+    _export_parser(sub)
     return parser
 
 
@@ -283,8 +285,46 @@ def _builtin_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export -------------------------------------------------------------------------
+def _export_parser(sub: Any) -> None:
+    p = sub.add_parser("export", help="export a checkpoint's model to ONNX or safetensors (needs anyxp_nn[export])")
+    _backend_arg(p)
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="a checkpoint that records its model builder (train --checkpoint writes one)")
+    p.add_argument("--format", choices=("onnx", "safetensors"), required=True, help="the file format to write")
+    p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
+    p.add_argument("--input-shape", default=None, metavar="N,C,...",
+                   help="ONNX: the example input shape, batch first, e.g. 1,1,28,28 (default: the recorded one)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import model_from_checkpoint, save_safetensors, to_onnx
+    if not Path(args.checkpoint).is_file():
+        raise UsageError(f"CHECKPOINT: no file at {args.checkpoint!r}")
+    shape = None
+    if args.input_shape is not None:
+        try:
+            shape = [int(s) for s in args.input_shape.split(",")]
+        except ValueError:
+            raise UsageError(f"--input-shape must be comma-separated ints, batch first (e.g. 1,1,28,28), "
+                             f"got {args.input_shape!r}") from None
+    model, record = model_from_checkpoint(args.checkpoint, backend=args.backend)
+    if args.format == "safetensors":
+        path = save_safetensors(model, args.out)
+    else:
+        shape = shape or record.get("input_shape")
+        if not shape:
+            raise UsageError(f"{args.checkpoint!r} records no input shape: pass --input-shape, e.g. 1,1,28,28")
+        path = to_onnx(model, args.out, shape, opset=args.opset)
+    print(f"wrote {path} ({args.format}; anyxp_nn.models.{record['name']}, {sum(1 for _ in model.parameters())} "
+          f"parameter arrays)")
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------
-_COMMANDS = {"backends": cmd_backends, "demo": cmd_demo, "train": cmd_train, "check": cmd_check, "bench": cmd_bench}
+_COMMANDS = {"backends": cmd_backends, "demo": cmd_demo, "train": cmd_train, "check": cmd_check, "bench": cmd_bench,
+             "export": cmd_export}
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
