@@ -124,6 +124,22 @@ class Scale(nn.Layer):
         return graph.node("Mul", [x, graph.constant(self.s)])
 
 
+class Twice(nn.Layer):
+    """y = inner(inner(x)): a container whose hook converts its child twice."""
+
+    def __init__(self, inner: nn.Layer):
+        super().__init__(backend=inner.backend, dtype=inner.dtype)
+        self.inner = inner
+
+    def forward(self, x, train=True):
+        y, b1 = self.inner.forward(x, train)
+        z, b2 = self.inner.forward(y, train)
+        return z, lambda dy, need_dx=True: b1(b2(dy), need_dx=need_dx)
+
+    def onnx_nodes(self, graph, x):
+        return graph.convert(self.inner, graph.convert(self.inner, x, "inner"), "inner")
+
+
 class NoExport(nn.Layer):
     def forward(self, x, train=True):
         return x + 1.0, lambda dy, need_dx=True: dy
@@ -140,9 +156,12 @@ class ShiftedReLU(nn.ReLU):  # its own math: must not silently export as ReLU
 
 
 def test_onnx_nodes_hook_and_subclass(tmp_path):
-    model = nn.Sequential(nn.Linear(3, 4, backend="numpy"), Scale(2.5, backend="numpy"), MyReLU(backend="numpy"))
+    model = nn.Sequential(nn.Linear(3, 4, backend="numpy"), Scale(2.5, backend="numpy"), MyReLU(backend="numpy"),
+                          Twice(nn.Linear(4, 4, backend="numpy")))
     x = np.random.default_rng(4).standard_normal((2, 3)).astype(np.float32)
     check_export(model, tmp_path / "hook.onnx", [x, x[:1]])
+    names = {t.name for t in onnx.load(str(tmp_path / "hook.onnx")).graph.initializer}
+    assert {"0.weight", "3.inner.weight", "3.inner.bias"} <= names
 
 
 @pytest.mark.parametrize("layer, match", [
@@ -180,3 +199,13 @@ def test_register_onnx_converter_errors():
         nn.export.register_onnx_converter("Linear", lambda *a: "x")
     with pytest.raises(TypeError, match=r"the converter for NoExport must be callable, got int"):
         nn.export.register_onnx_converter(NoExport, 3)
+
+
+def test_hook_must_return_a_name(tmp_path):
+    class Broken(NoExport):
+        def onnx_nodes(self, graph, x):
+            graph.node("Relu", [x])  # forgot the return
+
+    with pytest.raises(nn.export.OnnxExportError, match=r"the converter of Broken at '1' returned NoneType, "
+                                                        r"expected the name \(str\) of its output value"):
+        nn.export.to_onnx(nn.Sequential(nn.Identity(), Broken()), tmp_path / "b.onnx", (2, 3))
