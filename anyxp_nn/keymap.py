@@ -16,11 +16,10 @@ No dependency on the layers: this module sits below them, so ``Layer.load_state_
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = ["map_state_dict_keys", "KeyMapError"]
 
-Rules = "Callable[[str], str | None] | Mapping[str, str | None] | Sequence[tuple[str, str | None]]"
 _MAX_ROWS = 40
 
 
@@ -95,7 +94,8 @@ def _compile(rules: Any) -> Callable[[str], "str | None"]:
         try:
             compiled.append((re.compile(pair[0]), pair[1]))
         except re.error as e:
-            raise ValueError(f"map_state_dict_keys: rule {i} has an invalid regular expression {pair[0]!r}: {e}") from None
+            raise ValueError(f"map_state_dict_keys: rule {i} has an invalid regular expression "
+                             f"{pair[0]!r}: {e}") from None
 
     def rename(key: str) -> "str | None":
         for pattern, repl in compiled:

@@ -41,8 +41,8 @@ def test_export_onnx_end_to_end(checkpoint, tmp_path):
     ckpt, model = checkpoint
     out = tmp_path / "mlp.onnx"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "anyxp_nn", "export", str(ckpt), "--format", "onnx", "--out", str(out)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    cmd = [sys.executable, "-m", "anyxp_nn", "export", str(ckpt), "--format", "onnx", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out} (onnx; anyxp_nn.models.mlp" in proc.stdout
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

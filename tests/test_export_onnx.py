@@ -96,7 +96,8 @@ def test_graph_names_and_dynamic_batch(tmp_path):
 
 
 def test_float64_and_newer_opset(tmp_path):  # GELU("tanh"): ORT has no float64 Erf kernel
-    model = nn.Sequential(nn.Linear(4, 3, backend="numpy", dtype="float64"), nn.GELU("tanh", backend="numpy", dtype="float64"))
+    kw = dict(backend="numpy", dtype="float64")
+    model = nn.Sequential(nn.Linear(4, 3, **kw), nn.GELU("tanh", **kw))
     x = np.random.default_rng(3).standard_normal((2, 4))
     path = nn.export.to_onnx(model, tmp_path / "m.onnx", x.shape, opset=18)
     assert onnx.load(str(path)).opset_import[0].version == 18

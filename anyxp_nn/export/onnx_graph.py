@@ -105,8 +105,7 @@ class OnnxGraph:
         Attribute values are Python ints, floats, strings or lists of them (``onnx.helper``
         infers their types).  An input name ``""`` is an omitted optional input.
         """
-        self._count += 1
-        name = f"/{self.scope.replace('.', '/')}/{op_type}_{self._count}" if self._scope else f"/{op_type}_{self._count}"
+        name = self._unique(op_type)
         outs = [f"{name}:{i}" for i in range(outputs)]
         self.nodes.append(_Node(op_type, list(inputs), outs, name, attrs))
         return outs[0] if outputs == 1 else outs
@@ -120,10 +119,14 @@ class OnnxGraph:
 
     def constant(self, value: Any, dtype: Any = None) -> str:
         """A constant (scalar or array) in ``dtype`` (default: the graph's float dtype)."""
-        self._count += 1
-        name = f"/{self.scope.replace('.', '/')}/const_{self._count}" if self._scope else f"/const_{self._count}"
+        name = self._unique("const")
         self.initializers[name] = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
         return name
+
+    def _unique(self, what: str) -> str:
+        """A fresh name under the current scope, as PyTorch's exporter names nodes: "/3/block/0/Conv_7"."""
+        self._count += 1
+        return "/".join(["", *self._scope, f"{what}_{self._count}"])
 
     def convert(self, layer: Any, x: str, name: str = "") -> str:
         """Convert ``layer`` (the child called ``name`` of the current layer) applied to ``x``."""
