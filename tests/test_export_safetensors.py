@@ -149,11 +149,24 @@ def test_truncated_file_is_refused(tmp_path):
         nn.export.read_safetensors_metadata(path)
 
 
-def test_bfloat16_file_is_refused_with_the_fix(tmp_path):
-    st_torch.save_file({"weight": torch.zeros(2, 3, dtype=torch.bfloat16), "bias": torch.zeros(2)},
-                       str(tmp_path / "bf16.safetensors"))
-    with pytest.raises(nn.export.SafetensorsFileError, match=r"bfloat16 and float8 must be converted"):
-        nn.export.load_safetensors(nn.Linear(3, 2, backend="numpy"), tmp_path / "bf16.safetensors")
+def test_bfloat16_file_loads_exactly(tmp_path):
+    torch.manual_seed(2)
+    state = {"weight": torch.randn(2, 3, dtype=torch.bfloat16), "bias": torch.randn(2, dtype=torch.bfloat16)}
+    st_torch.save_file(state, str(tmp_path / "bf16.safetensors"))
+    model = nn.Linear(3, 2, backend="numpy")
+    nn.export.load_safetensors(model, tmp_path / "bf16.safetensors")
+    for key, value in state.items():
+        np.testing.assert_array_equal(model.state_dict()[key], value.float().numpy(), err_msg=key)
+
+
+def test_float8_file_is_refused_with_the_fix(tmp_path):
+    st_torch.save_file({"weight": torch.zeros(2, 3).to(torch.float8_e4m3fn), "bias": torch.zeros(2)},
+                       str(tmp_path / "f8.safetensors"))
+    model = nn.Linear(3, 2, backend="numpy")
+    before = _snapshot(model)
+    with pytest.raises(nn.export.SafetensorsFileError, match=r"convert float8 ones with tensor\.float\(\) in PyTorch"):
+        nn.export.load_safetensors(model, tmp_path / "f8.safetensors")
+    _unchanged(model, before)
 
 
 def test_missing_file_and_bad_metadata(tmp_path):

@@ -70,26 +70,34 @@ def load_safetensors(model: Any, path: "str | os.PathLike", strict: bool = True,
         key_map: optional renaming rules for a file whose keys differ from the model's
             (see :func:`anyxp_nn.keymap.map_state_dict_keys`).
 
-    Every key, shape, dtype and value (finite) is checked before anything is written: on any
-    error the model is unchanged.  Returns what ``model.load_state_dict`` returns.
+    bfloat16 tensors (mixed-precision checkpoints) are widened to float32, exactly,
+    then cast to the model's dtypes as every other tensor.  Every key, shape, dtype and value
+    (finite) is checked before anything is written: on any error the model is unchanged.
+    Returns what ``model.load_state_dict`` returns.
 
     Raises:
-        FileNotFoundError; SafetensorsFileError (a ValueError) for a damaged or non-safetensors
-        file or a dtype NumPy cannot hold (bfloat16: convert with ``tensor.float()`` in PyTorch);
+        FileNotFoundError; SafetensorsFileError (a ValueError) for a damaged or non-safetensors file;
         the key errors of ``load_state_dict`` (StateDictError / KeyMapError, KeyErrors), and
         ValueError for a wrong shape.
     """
     numpy_st = require("safetensors.numpy", "anyxp_nn.export.load_safetensors")
+    require("ml_dtypes", "anyxp_nn.export.load_safetensors")  # gives NumPy bfloat16 (onnx needs it too)
     path = _existing(Path(path), "load_safetensors")
     try:
         state = numpy_st.load_file(str(path))
-    except Exception as e:  # SafetensorError, a dtype NumPy lacks (BF16, F8), a truncated file
+    except Exception as e:  # SafetensorError for a damaged file; float8, which safetensors.numpy cannot read
         raise SafetensorsFileError(f"load_safetensors: cannot read {str(path)!r} ({type(e).__name__}: {e}); "
-                                   "expected a .safetensors file of float/int tensors (bfloat16 and float8 "
-                                   "must be converted, e.g. tensor.float(), before saving)") from None
+                                   "expected a .safetensors file of float, bfloat16, int or bool tensors "
+                                   "(convert float8 ones with tensor.float() in PyTorch)") from None
+    state = {k: _widen(v) for k, v in state.items()}
     if key_map is not None:
         state = map_state_dict_keys(state, key_map, expected=model, strict=strict)
     return model.load_state_dict(state, strict=strict)
+
+
+def _widen(a: np.ndarray) -> np.ndarray:
+    """bfloat16 (ml_dtypes) -> float32, exactly: every bfloat16 value is a float32 value."""
+    return a.astype(np.float32) if a.dtype.kind == "V" and a.dtype.name == "bfloat16" else a
 
 
 def _existing(path: Path, owner: str) -> Path:
