@@ -169,7 +169,7 @@ class DataLoader:
         xp, b = self.backend.xp, self.backend
         if not self.shuffle:
             for i, j in spans:
-                yield self._xd[i:j, ...], self._yd[i:j]
+                yield self._xd[i:j, ...], self._yd[i:j, ...]  # y may be (N, k) float targets
             return
         perm = b.asarray(order.astype(np.int64))  # one (N,) transfer per epoch
         for i, j in spans:

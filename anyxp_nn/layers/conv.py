@@ -128,7 +128,7 @@ class Conv2D(Layer):
             out = be.scratch(key, (c, kh, kw, n, ho, wo), x.dtype)
         return im2col(x, *geom, out=out, pad_buffer=pad)
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         self._check_input(x, ndim=4)
         n, o, ho, wo = self.output_shape(tuple(x.shape))
         xp = self.backend.xp
