@@ -10,15 +10,17 @@
 | GELU("none") | x * 0.5 * (1 + Erf(x / sqrt 2)), the exact form |
 | GELU("tanh") | 0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3))) |
 | Sequential | its children in order |
+| LayerList | its entries in order, as a Sequential (the way a model that loops over it calls them) |
 | Residual | Add(block(x), shortcut(x) or x) |
+| Concatenate | Concat(branch_0(x), branch_1(x), ..., axis) |
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from ..layers import (GELU, BatchNorm1D, BatchNorm2D, Dropout, Identity, LayerNorm, LeakyReLU, Linear, ReLU,
-                      Residual, Sequential, Sigmoid, Softmax, Tanh)
+from ..layers import (GELU, BatchNorm1D, BatchNorm2D, Concatenate, Dropout, Identity, LayerList, LayerNorm, LeakyReLU,
+                      Linear, ReLU, Residual, Sequential, Sigmoid, Softmax, Tanh)
 from .onnx_graph import OnnxGraph, register_onnx_converter
 
 __all__: list[str] = []  # converters register themselves; nothing to import from here
@@ -74,11 +76,19 @@ def _gelu(layer: GELU, g: OnnxGraph, x: str) -> str:
     return g.node("Mul", [x, half])
 
 
-@register_onnx_converter(Sequential)
-def _sequential(layer: Sequential, g: OnnxGraph, x: str) -> str:
+def _in_order(layer: Any, g: OnnxGraph, x: str) -> str:
     for name, child in layer.named_children():
         x = g.convert(child, x, name)
     return x
+
+
+register_onnx_converter(Sequential, _in_order)
+register_onnx_converter(LayerList, _in_order)  # LayerList has no forward: this is the Sequential reading
+
+
+@register_onnx_converter(Concatenate)
+def _concatenate(layer: Concatenate, g: OnnxGraph, x: str) -> str:
+    return g.node("Concat", [g.convert(branch, x, name) for name, branch in layer.named_children()], axis=layer.axis)
 
 
 @register_onnx_converter(Residual)
