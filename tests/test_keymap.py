@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from export_deps import need
 
 import anyxp_nn as nn
 from anyxp_nn import models
@@ -122,3 +123,34 @@ def test_many_unmatched_keys_are_capped():
     state = {f"k{i}": i for i in range(60)}
     with pytest.raises(KeyMapError, match=r"\.\.\. \(20 more rows\)"):
         map_state_dict_keys(state, [], expected=[f"m{i}" for i in range(60)])
+
+
+def test_load_state_dict_key_map(pair, backend):
+    source, tv = pair
+    model = models.small_resnet(width=4, backend=backend, rng=nn.random.Generator(1))
+    assert model.load_state_dict(tv, key_map=RULES) == ([], [])
+    for key, value in source.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+
+
+def test_load_state_dict_key_map_mismatch_changes_nothing(pair, backend):
+    _, tv = pair
+    model = models.small_resnet(width=4, backend=backend, rng=nn.random.Generator(1))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(KeyError, match=r"fc\.weight +\| 8\.weight"):
+        model.load_state_dict(tv, key_map=RULES[:2] + RULES[3:])
+    for key, value in before.items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+    # strict=False loads what the rules match and reports the rest, as torch's load_state_dict
+    missing, unexpected = model.load_state_dict(tv, strict=False, key_map=RULES[:2] + RULES[3:])
+    assert missing == ["8.weight", "8.bias"] and unexpected == ["fc.weight", "fc.bias"]
+
+
+def test_load_safetensors_key_map(pair, tmp_path):
+    st_numpy = need("safetensors.numpy")
+    source, tv = pair
+    st_numpy.save_file({k: np.require(v, requirements="C") for k, v in tv.items()}, str(tmp_path / "tv.safetensors"))
+    model = models.small_resnet(width=4, backend="numpy", rng=nn.random.Generator(1))
+    nn.export.load_safetensors(model, tmp_path / "tv.safetensors", key_map=RULES)
+    for key, value in source.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)

@@ -18,7 +18,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import __version__
-from ..keymap import map_state_dict_keys
 from ._files import write_atomic
 from ._optional import require
 
@@ -90,9 +89,7 @@ def load_safetensors(model: Any, path: "str | os.PathLike", strict: bool = True,
                                    "expected a .safetensors file of float, bfloat16, int or bool tensors "
                                    "(convert float8 ones with tensor.float() in PyTorch)") from None
     state = {k: _widen(v) for k, v in state.items()}
-    if key_map is not None:
-        state = map_state_dict_keys(state, key_map, expected=model, strict=strict)
-    return model.load_state_dict(state, strict=strict)
+    return model.load_state_dict(state, strict=strict, key_map=key_map)
 
 
 def _widen(a: np.ndarray) -> np.ndarray:
