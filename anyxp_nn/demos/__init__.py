@@ -10,6 +10,7 @@ SECTIONS = [
     ("Vanishing and Exploding Gradients", "gradients"),
     ("Convolutional Neural Networks", "cnn"),
     ("Deep Learning Optimization", "deep"),
+    ("Interpretability", "interpretability"),
     ("Transfer Learning", "transfer"),
     ("Semantic Segmentation", "segmentation"),
     ("Object Detection", "detection"),
