@@ -48,7 +48,7 @@ def torch_twin(layer: Layer) -> Any:
         kids = [build(c) for _, c in m.named_children()]
         if kind == "Sequential":
             return t.Sequential(*kids)
-        if kind in ("Concatenate", "_Concat"):
+        if kind == "Concatenate":
             return Concat(kids)
         if kind == "Conv2D":
             return t.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,

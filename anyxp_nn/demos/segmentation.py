@@ -3,7 +3,7 @@
 64x64 canvases with 1-3 noisy digits (:func:`anyxp_nn.vision.make_segmentation_canvases`);
 each pixel is background (0) or the ink of digit d (1 + d), 11 classes.  The U-Net
 (Ronneberger et al., 2015) has a four-level encoder (conv-conv, max-pool), a decoder that
-upsamples, concatenates the encoder's features at the same resolution (skip connections,
+upsamples (2x2 stride-2 ``ConvTranspose2D``), concatenates the encoder's features at the same resolution (skip connections,
 ``Concatenate(Identity(), inner)``) and convolves, and a 1x1 conv to the class logits.
 It trains on the class-weighted per-pixel cross-entropy
 (:func:`anyxp_nn.vision.pixel_cross_entropy`); the held-out mean IoU and pixel accuracy are

@@ -27,9 +27,10 @@ import numpy as np
 
 import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
+from anyxp_nn.keymap import map_state_dict_keys
 from anyxp_nn.models import small_resnet
 
-__all__ = ["run", "cnn_bn", "split_model", "train_steps", "accuracy", "TORCHVISION_KEYS", "rename_keys"]
+__all__ = ["run", "cnn_bn", "split_model", "train_steps", "accuracy", "FROM_TORCHVISION", "TO_TORCHVISION"]
 
 SECTION = "Transfer Learning"
 
@@ -42,28 +43,17 @@ STEPS, QUICK_STEPS = 150, 4                     # optimizer steps of every fine-
 BATCH, LR = 32, 3e-3
 QUICK_TEST = 100                                # held-out images per task in quick mode
 
-# torchvision's ResNet names for small_resnet's layers (library prefix -> torchvision prefix)
-TORCHVISION_KEYS = [
-    (r"^0\.", "conv1."), (r"^1\.", "bn1."),
-    (r"^3\.block\.0\.", "layer1.0.conv1."), (r"^3\.block\.1\.", "layer1.0.bn1."),
-    (r"^3\.block\.3\.", "layer1.0.conv2."), (r"^3\.block\.4\.", "layer1.0.bn2."),
-    (r"^5\.block\.0\.", "layer2.0.conv1."), (r"^5\.block\.1\.", "layer2.0.bn1."),
-    (r"^5\.block\.3\.", "layer2.0.conv2."), (r"^5\.block\.4\.", "layer2.0.bn2."),
-    (r"^5\.shortcut\.0\.", "layer2.0.downsample.0."), (r"^5\.shortcut\.1\.", "layer2.0.downsample.1."),
-    (r"^8\.", "fc."),
+# torchvision's ResNet key names -> small_resnet's (rules for ``load_state_dict(key_map=...)``, applied in
+# order with re.sub), and the reverse (to write the torchvision-style file the demo then loads)
+FROM_TORCHVISION = [
+    (r"^conv1\.", "0."), (r"^bn1\.", "1."),
+    (r"^layer1\.0\.conv1\.", "3.block.0."), (r"^layer1\.0\.bn1\.", "3.block.1."),
+    (r"^layer1\.0\.conv2\.", "3.block.3."), (r"^layer1\.0\.bn2\.", "3.block.4."),
+    (r"^layer2\.0\.conv1\.", "5.block.0."), (r"^layer2\.0\.bn1\.", "5.block.1."),
+    (r"^layer2\.0\.conv2\.", "5.block.3."), (r"^layer2\.0\.bn2\.", "5.block.4."),
+    (r"^layer2\.0\.downsample\.", "5.shortcut."), (r"^fc\.", "8."),
 ]
-
-
-def rename_keys(state: dict[str, Any], rules: "list[tuple[str, str]]") -> dict[str, Any]:
-    """Rename ``state_dict`` keys by the first matching ``(pattern, replacement)`` rule (``re.sub``)."""
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in rules:
-            if re.search(pattern, key):
-                key = re.sub(pattern, repl, key)
-                break
-        out[key] = value
-    return out
+TO_TORCHVISION = [("^" + re.escape(new), old[1:].replace("\\.", ".")) for old, new in FROM_TORCHVISION]
 
 
 def cnn_bn(num_classes: int = 5, backend: Any = None, rng: "nn.Generator | None" = None) -> nn.Sequential:
@@ -87,22 +77,26 @@ def split_model(model: nn.Sequential) -> tuple[nn.Sequential, nn.Layer]:
 
 
 def train_steps(trunk: nn.Layer, head: nn.Layer, opt: Any, X: Any, y: Any, *, steps: int, batch: int = BATCH,
-                seed: int = 0, train_trunk: bool = True) -> float:
-    """``steps`` Adam/SGD steps on device data ``X, y`` (batches drawn from ``seed``); returns the
-    last loss.  With ``train_trunk=False`` the trunk runs in inference mode (BatchNorm uses and keeps
-    its running statistics) and backprop stops at the head: the frozen trunk costs one forward."""
+                seed: int = 0) -> float:
+    """``steps`` optimizer steps on device data ``X, y`` (batches drawn from ``seed``); returns the last loss.
+
+    Each layer runs in its own mode (``forward(x)``): a trunk put in ``eval()`` normalises with its
+    BatchNorm running statistics and leaves them as they are.  When every trunk parameter is frozen,
+    backprop stops at the head: the frozen trunk costs one forward pass.
+    """
     b = head.backend
     xp = b.xp
     rng = nn.Generator(seed)
     n = X.shape[0]
+    train_trunk = any(p.requires_grad for p in trunk.parameters())
     perm, pos, loss = rng.permutation(n), 0, None
     for _ in range(steps):
         if pos + min(batch, n) > n:
             perm, pos = rng.permutation(n), 0
         idx = b.asarray(perm[pos:pos + batch])
         pos += batch
-        feats, back_trunk = trunk.forward(xp.take(X, idx, axis=0), train=train_trunk)
-        logits, back_head = head.forward(feats, train=True)
+        feats, back_trunk = trunk.forward(xp.take(X, idx, axis=0))
+        logits, back_head = head.forward(feats)
         loss, dlogits = nn.losses.softmax_cross_entropy(logits, xp.take(y, idx, axis=0), check_labels=False)
         trunk.zero_grad()
         head.zero_grad()
@@ -139,7 +133,7 @@ def _other_backend(label: str) -> str:
 def _torchvision_state(model: nn.Layer) -> dict[str, np.ndarray]:
     """The checkpoint a torchvision-style ResNet with these weights would save: its keys, numpy arrays
     (written and read back with torch.save / torch.load when PyTorch is installed)."""
-    state = rename_keys(model.state_dict(), TORCHVISION_KEYS)
+    state = map_state_dict_keys(model.state_dict(), TO_TORCHVISION)
     try:
         import io
 
@@ -228,9 +222,9 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
             Xk, yk = _few_shot(Xtr[high_tr], ytr[high_tr] - 5, k, seed)
             Xk_d, yk_d = b.asarray(Xk), b.asarray(yk)
             model, trunk, head = pretrained()
-            trunk.freeze()
+            trunk.freeze().eval()  # weights and BatchNorm statistics stay as pretrained
             opt = nn.optim.Adam(head.parameters(), lr=LR)
-            train_steps(trunk, head, opt, Xk_d, yk_d, steps=steps, seed=seed, train_trunk=False)
+            train_steps(trunk, head, opt, Xk_d, yk_d, steps=steps, seed=seed)
             curves["transfer (frozen trunk, new head)"][i, j] = accuracy(model, Xb_te_d, yb_te_d)
             scratch = cnn_bn(5, backend=b, rng=nn.Generator(100 + seed))
             t2, h2 = split_model(scratch)
@@ -253,11 +247,10 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     k = shots[len(shots) // 2]
     Xk, yk = _few_shot(Xtr[high_tr], ytr[high_tr] - 5, k, 0)
     model, trunk, head = pretrained()
-    trunk.freeze()
-    train_steps(trunk, head, nn.optim.Adam(head.parameters(), lr=LR), b.asarray(Xk), b.asarray(yk), steps=steps,
-                train_trunk=False)
+    trunk.freeze().eval()
+    train_steps(trunk, head, nn.optim.Adam(head.parameters(), lr=LR), b.asarray(Xk), b.asarray(yk), steps=steps)
     frozen_acc = accuracy(model, Xb_te_d, yb_te_d)
-    trunk.unfreeze()
+    trunk.unfreeze()  # BatchNorm stays in eval: a few hundred images give noisier statistics than pretraining
     opt = nn.optim.Adam([{"params": trunk.parameters(), "lr": LR / 10}, {"params": head.parameters(), "lr": LR}])
     train_steps(trunk, head, opt, b.asarray(Xk), b.asarray(yk), steps=steps, seed=1)
     tuned_acc = accuracy(model, Xb_te_d, yb_te_d)
@@ -271,9 +264,8 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     # 5. a torchvision-style state_dict (conv1 / bn1 / layer1.0... / layer2.0.downsample.0 / fc)
     resnet = small_resnet(5, backend=b, rng=nn.Generator(3), width=WIDTH)
     tv = _torchvision_state(resnet)
-    inverse = [("^" + re.escape(repl), pat[1:].replace("\\.", ".")) for pat, repl in TORCHVISION_KEYS]
     loaded = small_resnet(5, backend=b, width=WIDTH)
-    loaded.load_state_dict(rename_keys(tv, inverse))
+    loaded.load_state_dict(tv, key_map=FROM_TORCHVISION)
     probe = b.asarray(Xa_te[:64])
     tv_gap = float(np.max(np.abs(b.to_numpy(loaded(probe)) - b.to_numpy(resnet(probe)))))
     print(f"[{SECTION}] torchvision-style state_dict ({len(tv)} keys: {', '.join(sorted(tv)[:2])}, ..., "

@@ -9,28 +9,10 @@ import math
 from typing import Any
 
 from ..backend import to_numpy
-from ..layers import BatchNorm2D, Conv2D, Identity, MaxPool2D, ReLU, Sequential, Upsample2D
-from ..layers.base import Layer
+from ..layers import BatchNorm2D, Concatenate, Conv2D, ConvTranspose2D, Identity, MaxPool2D, ReLU, Sequential
 from ..random import Generator
 
 __all__ = ["unet", "grid_detector"]
-
-
-class _Concat(Layer):  # TEMPORARY until nn.Concatenate reaches main: Concatenate(Identity(), inner)
-    def __init__(self, inner: Layer):
-        super().__init__(backend=inner.backend, dtype=inner.dtype)
-        setattr(self, "0", Identity())  # children "0", "1" as Concatenate's
-        setattr(self, "1", inner)
-
-    def forward(self, x: Any, train: bool = True) -> Any:
-        xp = self.backend.xp
-        y, back = getattr(self, "1").forward(x, train)
-        c = x.shape[1]
-
-        def backprop(dY: Any, need_dx: bool = True) -> Any:
-            return dY[:, :c, ...] + back(dY[:, c:, ...])
-
-        return xp.concat([x, y], axis=1), backprop
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, rng: Any, kw: dict) -> list:
@@ -40,9 +22,14 @@ def _conv_bn_relu(cin: int, cout: int, k: int, rng: Any, kw: dict) -> list:
 
 
 def _up(cin: int, cout: int, rng: Any, kw: dict) -> list:
-    """2x upsampling with learned weights: nearest upsampling then a 1x1 conv (as cheap as a
-    2x2 stride-2 transposed convolution)."""
-    return [Upsample2D(2, **kw), *_conv_bn_relu(cin, cout, 1, rng, kw)]
+    """2x learned upsampling: the U-Net's "up-conv", a 2x2 stride-2 transposed convolution, BN, ReLU."""
+    return [ConvTranspose2D(cin, cout, 2, stride=2, bias=False, rng=rng, **kw), BatchNorm2D(cout, **kw),
+            ReLU(**kw)]
+
+
+def _skip(inner: Sequential, kw: dict) -> Concatenate:
+    """The U-Net skip: ``inner``'s output next to its input, on the channel axis."""
+    return Concatenate(Identity(**kw), inner)
 
 
 def unet(num_classes: int = 11, backend: Any = None, dtype: Any = None, rng: "Generator | None" = None, *,
@@ -51,19 +38,20 @@ def unet(num_classes: int = 11, backend: Any = None, dtype: Any = None, rng: "Ge
 
     Encoder levels at H, H/2, H/4, H/8 with ``width`` times 1, 2, 4, 8 channels (two 3x3
     conv-BN-ReLU each, max-pooling between); the decoder upsamples, concatenates the encoder's
-    features of the same resolution (the skip: channels add up) and fuses them with one 3x3 conv.
+    features of the same resolution (the skip, ``Concatenate(Identity(), inner)``: channels add up)
+    and fuses them with one 3x3 conv; upsampling is a 2x2 stride-2 ``ConvTranspose2D``.
     """
     kw = dict(backend=backend, dtype=dtype)
     w = width
     level4 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(4 * w, 8 * w, 3, rng, kw),
                         *_conv_bn_relu(8 * w, 8 * w, 3, rng, kw), *_up(8 * w, 4 * w, rng, kw))
     level3 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(2 * w, 4 * w, 3, rng, kw),
-                        *_conv_bn_relu(4 * w, 4 * w, 3, rng, kw), _Concat(level4),
+                        *_conv_bn_relu(4 * w, 4 * w, 3, rng, kw), _skip(level4, kw),
                         *_conv_bn_relu(8 * w, 4 * w, 3, rng, kw), *_up(4 * w, 2 * w, rng, kw))
     level2 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(w, 2 * w, 3, rng, kw),
-                        *_conv_bn_relu(2 * w, 2 * w, 3, rng, kw), _Concat(level3),
+                        *_conv_bn_relu(2 * w, 2 * w, 3, rng, kw), _skip(level3, kw),
                         *_conv_bn_relu(4 * w, 2 * w, 3, rng, kw), *_up(2 * w, w, rng, kw))
-    return Sequential(*_conv_bn_relu(1, w, 3, rng, kw), *_conv_bn_relu(w, w, 3, rng, kw), _Concat(level2),
+    return Sequential(*_conv_bn_relu(1, w, 3, rng, kw), *_conv_bn_relu(w, w, 3, rng, kw), _skip(level2, kw),
                       *_conv_bn_relu(2 * w, w, 3, rng, kw), Conv2D(w, num_classes, 1, rng=rng, **kw))
 
 
