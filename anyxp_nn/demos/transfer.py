@@ -3,10 +3,9 @@
 The workflow a practitioner follows with a pretrained backbone:
 
 1. pretrain the MNIST CNN with BatchNorm after each conv (:func:`cnn_bn`: a conv + BatchNorm
-   trunk ending in a 128-unit feature layer, and a linear head) on digits 0-4 and save it with
-   :func:`anyxp_nn.save`;
+   trunk and a two-layer classifier head) on digits 0-4 and save it with :func:`anyxp_nn.save`;
 2. load the checkpoint on another backend (same predictions) and on the run's backend;
-3. replace the head by a fresh ``Linear(.., 5)`` for digits 5-9, freeze the trunk and put it in
+3. replace the head by a fresh classifier for digits 5-9, freeze the trunk and put it in
    eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 10 / 50 / 200
    labelled images per class; the same model trained from scratch on the same images is the
    baseline (3 seeds each: a table and a learning-curve figure);
@@ -30,7 +29,7 @@ from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.keymap import map_state_dict_keys
 from anyxp_nn.models import small_resnet
 
-__all__ = ["run", "cnn_bn", "split_model", "train_steps", "accuracy", "FROM_TORCHVISION", "TO_TORCHVISION"]
+__all__ = ["run", "cnn_bn", "split_model", "new_head", "train_steps", "accuracy", "FROM_TORCHVISION", "TO_TORCHVISION"]
 
 SECTION = "Transfer Learning"
 
@@ -70,10 +69,17 @@ def cnn_bn(num_classes: int = 5, backend: Any = None, rng: "nn.Generator | None"
     )
 
 
-def split_model(model: nn.Sequential) -> tuple[nn.Sequential, nn.Layer]:
-    """-> (trunk: every layer but the last, head: the final Linear)."""
-    n = len(model)
-    return model[:n - 1], model[n - 1]
+def split_model(model: nn.Sequential) -> tuple[nn.Sequential, nn.Sequential]:
+    """:func:`cnn_bn` -> (trunk: the conv blocks and Flatten, 3136 features; head: the classifier
+    Linear(3136, 128), ReLU, Linear(128, classes)).  The conv features are generic strokes; the
+    classifier's 128 units were fitted to the old classes, so transfer reuses the trunk only."""
+    return model[:9], model[9:]
+
+
+def new_head(num_classes: int, backend: Any, rng: "nn.Generator | None" = None) -> nn.Sequential:
+    """A fresh classifier for the trunk's 3136 features (the architecture of :func:`cnn_bn`'s head)."""
+    return nn.Sequential(nn.Linear(64 * 7 * 7, 128, backend=backend, rng=rng), nn.ReLU(backend=backend),
+                         nn.Linear(128, num_classes, backend=backend, rng=rng))
 
 
 def train_steps(trunk: nn.Layer, head: nn.Layer, opt: Any, X: Any, y: Any, *, steps: int, batch: int = BATCH,
@@ -211,8 +217,8 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
         model = cnn_bn(5, backend=b)
         nn.load(ckpt, model)
         trunk, _ = split_model(model)
-        head = nn.Linear(128, 5, backend=b, rng=nn.Generator(7))  # a new head for digits 5-9
-        return nn.Sequential(*[trunk[i] for i in range(len(trunk))], head), trunk, head
+        head = new_head(5, b, nn.Generator(7))  # a new head for digits 5-9
+        return nn.Sequential(trunk, head), trunk, head
 
     # 3. frozen trunk + new head vs scratch, for each budget of labelled images
     curves = {"transfer (frozen trunk, new head)": np.zeros((len(shots), len(seeds))),
