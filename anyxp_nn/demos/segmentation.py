@@ -29,9 +29,9 @@ SECTION = "Semantic Segmentation"
 
 # -- config (full / quick) -----------------------------------------------------------------------------
 SIZE, CLASSES = 64, 11
-TRAIN, TEST, EPOCHS = 2000, 300, 10
+TRAIN, TEST, EPOCHS = 1500, 300, 15
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 32, 16, 1
-BATCH, LR, WIDTH = 16, 3e-3, 8
+BATCH, LR, WIDTH = 8, 3e-3, 8
 
 
 def class_weights(masks: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:
