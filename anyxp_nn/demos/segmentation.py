@@ -98,7 +98,7 @@ def save_figure(model: nn.Layer, X: np.ndarray, masks: np.ndarray, path: pathlib
     colours = ["black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
                "tab:gray", "tab:olive", "tab:cyan"]
     cmap = ListedColormap(colours)
-    fig = Figure(figsize=(2 * show, 6.4))
+    fig = Figure(figsize=(2 * show, 6.4), layout="constrained")
     axes = fig.subplots(3, show)
     for k in range(show):
         axes[0, k].imshow(X[k, 0], cmap="gray", vmin=0, vmax=1)
