@@ -22,3 +22,7 @@ __all__ += ["LayerList", "LayerDict"]
 Conv2d, MaxPool2d, AvgPool2d = Conv2D, MaxPool2D, AvgPool2D
 BatchNorm1d, BatchNorm2d = BatchNorm1D, BatchNorm2D
 __all__ += ["Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d"]
+from .conv_transpose import ConvTranspose2D, ConvTranspose2d  # noqa: E402
+__all__ += ["ConvTranspose2D", "ConvTranspose2d"]
+from .concatenate import Concatenate  # noqa: E402
+__all__ += ["Concatenate"]
