@@ -103,6 +103,8 @@ def test_guide_snippets_run(guide: Path, tmp_path: Path):
     spec = tmp_path / "blocks.json"
     spec.write_text(json.dumps([[str(guide), line, src] for line, src in blocks]), encoding="utf-8")
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+    # this checkout's anyxp_nn, not whichever one is installed
+    env["PYTHONPATH"] = str(DOCS.parent) + os.pathsep + env.get("PYTHONPATH", "")
     # one BLAS thread: spinning BLAS threads on a shared 2-core machine make small GEMMs ~50x slower
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("OPENBLAS_NUM_THREADS", env["OMP_NUM_THREADS"])

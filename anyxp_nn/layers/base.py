@@ -59,6 +59,8 @@ class Layer:
     #: A parameter-free layer that computes on its input's backend, device and floating
     #: dtype instead of the ones it was built with (see :meth:`_check_input`).
     follows_input: bool = False
+    #: Training mode (PyTorch's ``Module.training``); set per instance by train()/eval().
+    training: bool = True
 
     def __init__(self, *, backend: "str | Backend | None" = None, dtype: Any = None):
         object.__setattr__(self, "_params", {})
