@@ -85,6 +85,10 @@ class DataLoader:
                              "they must have the same length")
         if len(x) == 0:
             raise ValueError("DataLoader: the dataset is empty (0 samples)")
+        for flag, value in (("shuffle", shuffle), ("drop_last", drop_last), ("prefetch", prefetch),
+                            ("labels", labels)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"DataLoader: `{flag}` must be True or False, got {value!r}")
         if x.dtype.kind not in "fiub":
             raise TypeError(f"DataLoader: x must be numeric, got dtype {x.dtype}")
         if x.dtype.kind == "f":
@@ -100,6 +104,8 @@ class DataLoader:
             if y.ndim != 1:
                 raise ValueError(f"DataLoader: labels y must be 1-D (N,), got shape {y.shape}")
             lo, hi = int(y.min()), int(y.max())
+            if hi > np.iinfo(np.int64).max:
+                raise ValueError(f"DataLoader: labels must fit in int64 (class ids), got a maximum of {hi}")
             if lo < 0 or (num_classes is not None and hi >= num_classes):
                 top = f"{num_classes}" if num_classes is not None else "num_classes"
                 raise ValueError(f"DataLoader: labels must be in [0, {top}), got values in [{lo}, {hi}]")
@@ -109,7 +115,7 @@ class DataLoader:
                 raise TypeError(f"DataLoader: y must be numeric, got dtype {y.dtype}")
             if y.dtype.kind == "f" and not np.isfinite(y).all():
                 raise ValueError("DataLoader: y contains non-finite values (NaN or inf)")
-            y = y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y
+            y = _cast(y, np.dtype(np.float32), "y") if y.dtype.kind == "f" else y
         if on_device not in ("auto", True, False):
             raise ValueError(f"DataLoader: `on_device` must be 'auto', True or False, got {on_device!r}")
         if augment is not None and not callable(augment):
@@ -122,8 +128,8 @@ class DataLoader:
         self.augment, self.prefetch = augment, prefetch
         self.labels, self.num_classes = labels, num_classes
         self.dtype = self.backend.dtype(dtype)
-        self.x = x.astype(_host_dtype(self.dtype), copy=False)
-        self.y = y
+        self.x = _cast(x, _host_dtype(self.dtype), "x")
+        self.y = _cast(y, y.dtype, "y") if y.dtype.kind == "f" else y
         self.epoch = 0
         if on_device == "auto":
             on_device = self.x.nbytes + self.y.nbytes <= device_budget_bytes
@@ -205,6 +211,27 @@ class DataLoader:
             raise ValueError(f"DataLoader.load_state_dict: expected a dict with 'epoch' and 'rng', got {state!r:.80}")
         self.rng.set_state(state["rng"])
         self.epoch = int(state.get("epoch", 0))
+
+
+def _cast(a: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    """``a`` as ``dtype``, refusing values the dtype cannot hold (1e39 -> inf in float32, 300 -> 44 in uint8)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by name
+        out = a.astype(dtype, copy=False)
+    if out is a or a.size == 0:
+        return out
+    if dtype.kind == "f":
+        ok = bool(np.isfinite(out).all())
+        top = np.finfo(dtype).max
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        ok, top = bool(a.min() >= info.min and a.max() <= info.max), info.max
+    else:
+        ok, top = True, None
+    if not ok:
+        big = float(np.max(np.abs(a.astype(np.float64)))) if a.dtype.kind in "fiu" else None
+        raise ValueError(f"DataLoader: `{what}` holds values up to {big:.4g} in magnitude, which overflow "
+                         f"{dtype} (largest {top:.4g}); rescale the data or pass dtype='float64'")
+    return out
 
 
 def _check_shard(shard: Any) -> "tuple[int, int] | None":

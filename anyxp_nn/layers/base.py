@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, NamedTuple
 
 from ..backend import Backend, all_finite, backend_of, get_backend, to_numpy
+from ..keymap import map_state_dict_keys
 from ..parameter import Parameter
 
 __all__ = ["Layer", "Backprop", "StateDictError", "IncompatibleKeys", "children_backend"]
@@ -182,16 +183,20 @@ class Layer:
         return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
                 for key, owner, attr, is_p in self._state_items()}
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True, key_map: Any = None) -> IncompatibleKeys:
         """Load parameters and buffers from NumPy or any backend's arrays.
 
         Every key, shape and value is checked before anything is written, so a
         failed load leaves the model unchanged.  With ``strict=False`` missing and
         unexpected keys are allowed; either way the return value is the named tuple
-        ``(missing_keys, unexpected_keys)``, as torch's.
+        ``(missing_keys, unexpected_keys)``, as torch's.  ``key_map``: rules that rename
+        the keys of a checkpoint named otherwise (torchvision's ``conv1``, ``layer1.0.bn1``),
+        see :func:`anyxp_nn.keymap.map_state_dict_keys`; keys left over are listed side by side.
         """
         if not hasattr(state, "items"):
             raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got {type(state).__name__}")
+        if key_map is not None:
+            state = map_state_dict_keys(state, key_map, expected=self, strict=strict)
         items = list(self._state_items())
         expected = {key for key, *_ in items}
         missing = [k for k, *_ in items if k not in state]
@@ -275,8 +280,9 @@ class Layer:
             if x.dtype != self.dtype:
                 got, want = _dtype_name(x.dtype), _dtype_name(self.dtype)
                 kind = "integer" if "int" in got or got == "bool" else got
+                fix = f" or the layer with .to(dtype={got!r})" if got.startswith("float") else ""  # never to an int
                 raise TypeError(f"{self._name()}: {what} has dtype {got} ({kind} input), expected {want}; "
-                                f"cast it with xp.astype(x, xp.{want}) or the layer with .to(dtype={got!r})")
+                                f"cast it with xp.astype(x, xp.{want}){fix}")
         if ndim is not None:
             allowed = (ndim,) if isinstance(ndim, int) else ndim
             if x.ndim not in allowed:

@@ -71,6 +71,9 @@ class GlobalAvgPool2D(_GlobalPool):
 
     def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         xp = self._check_input(x, ndim=4).xp
+        if x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(f"{self._name()}: the input has no pixels to average (shape {tuple(x.shape)}, "
+                             "H and W must be >= 1)")
         shape = tuple(x.shape)
         y = xp.mean(x, axis=(2, 3))
 

@@ -1,6 +1,7 @@
 """Shape layers for CNNs: Flatten and nearest-neighbour Upsample2D."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .base import Backprop, Layer
@@ -22,7 +23,8 @@ class Flatten(Layer):
             raise ValueError(f"{self._name()}: expected an input with a batch axis and at least one more "
                              f"(ndim >= 2), got shape {tuple(x.shape)}")
         shape = tuple(x.shape)
-        y = xp.reshape(x, (shape[0], -1))  # a copy only if x is not C-contiguous (e.g. after Conv2D)
+        # (N, d1*d2*...), the size spelled out so that N = 0 works; a copy only if x is not C-contiguous
+        y = xp.reshape(x, (shape[0], math.prod(shape[1:])))
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:
             return xp.reshape(dy, shape) if need_dx else None

@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from .._atomic import atomic_write
+
 __all__ = ["Callback", "FitState", "EarlyStopping", "ModelCheckpoint", "LRSchedule", "NonFiniteGuard",
            "TerminateOnNaN", "NonFiniteLossError", "CSVLogger", "JSONLogger"]
 
@@ -231,7 +233,8 @@ class CSVLogger(Callback):
 
 
 class JSONLogger(Callback):
-    """Rewrite a JSON file with the whole history after each epoch (atomically)."""
+    """Rewrite a JSON file with the whole history after each epoch (atomically: through a
+    temporary file that is removed if the write fails, e.g. on a full disk)."""
 
     def __init__(self, path: "str | os.PathLike"):
         self.path = Path(path)
@@ -239,9 +242,8 @@ class JSONLogger(Callback):
     def _write(self, state: FitState) -> None:
         if not state.is_main:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(state.history.to_dict(), indent=1))
-        os.replace(tmp, self.path)
+        text = json.dumps(state.history.to_dict(), indent=1).encode("utf-8")
+        atomic_write(self.path, lambda f: f.write(text))  # a full disk leaves the old file and no temp
 
     def on_epoch_end(self, state: FitState) -> None:
         self._write(state)

@@ -15,7 +15,10 @@ BatchNorm the user put in ``eval()`` keeps its statistics), validation runs
 
 Ctrl-C (KeyboardInterrupt) stops cleanly: the steps already taken are read and
 recorded, a warning says where training stopped, and the history is returned.
-Checkpoints are only written at epoch ends, atomically, so the last one is intact.
+A step (the optimizer's update and fit's count of it) and an epoch end (the
+history row and the callbacks, e.g. the checkpoint) each commit whole: Ctrl-C is
+held back until they finish, so the model, the optimizer, the history and the
+last checkpoint always agree.  Checkpoints are written atomically.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from typing import Any, Sequence
 
 from array_api_compat import device as _device
 
+from .._atomic import deferred_interrupts
 from ..data import DataLoader
 from ..distributed.fit_hooks import fit_hooks
 from .callbacks import Callback, FitState
@@ -109,6 +113,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")
     _check_fit_options(clip_grad_norm, accumulate_steps)
+    _check_optimizer(model, optimizer)
     dist = fit_hooks(model)  # a DataParallel on P ranks: rank 0 reports, values averaged over ranks
     dist.check_loader(loader)
     if not any(layer.training for _, layer in model.named_layers()):
@@ -120,10 +125,16 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     val_loader = eval_loader(val_data, model.backend) if val_data is not None else None
     if resume is not None:  # last: every argument is checked before the model changes
         from ..checkpoint import load
-        info = load(resume, model, optimizer, loader=loader)
+        info = load(resume, model, optimizer, loader=loader, restore_rng=True)
         initial_epoch = int(info.get("epoch") or 0)
         history = info.get("history") or history
     history = history if history is not None else History()
+    if resume is not None and initial_epoch >= epochs:
+        msg = (f"fit: the checkpoint {str(resume)!r} already holds {initial_epoch} epoch(s) and `epochs` is "
+               f"{epochs}: nothing to train; pass epochs > {initial_epoch} to continue")
+        history.stop_reason, history.message = "already_trained", msg
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return history
     steps_per_epoch = len(loader)  # batches
     if steps_per_epoch == 0:
         raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
@@ -196,7 +207,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             t_epoch = time.perf_counter()
             t_log, n_log = t_epoch, 0
             acc_vec, acc_n = None, 0  # the step's vectors and samples, summed over its batches
-            for i, (xb, yb) in enumerate(loader):
+            for i, (xb, yb) in enumerate(backend.cpu_threads_each(loader)):  # pools sized to the free cores
                 if acc_n == 0:
                     optimizer.zero_grad()
                 logits, backprop = model.forward(xb)  # each layer in its own mode
@@ -224,9 +235,10 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
                     norm = xp.zeros((1,), dtype=acc_vec.dtype, device=_device(acc_vec)) if norm is None else norm
                     acc_vec = xp.concat([acc_vec, xp.reshape(xp.astype(norm, acc_vec.dtype), (1,))])
                 lr = float(optimizer.lr_at(optimizer.param_groups[0])) if hasattr(optimizer, "lr_at") else None
-                optimizer.step()
-                state.step += 1
-                pending.append((acc_vec, acc_n, lr))
+                with deferred_interrupts():  # the update and its record commit together
+                    optimizer.step()
+                    state.step += 1
+                    pending.append((acc_vec, acc_n, lr))
                 acc_vec, acc_n = None, 0
                 if len(pending) >= log_every:
                     flush()
@@ -250,9 +262,10 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             row["time_s"] = dt
             row["samples_per_s"] = epoch_n / dt if dt > 0 else None
             row = dist.average_logs(row)
-            history.add_epoch(row)
-            state.logs = row
-            run("on_epoch_end")
+            with deferred_interrupts():  # the history row and the checkpoint commit together
+                history.add_epoch(row)
+                state.logs = row
+                run("on_epoch_end")
             dist.barrier()
             if state.stop_training:
                 break
@@ -278,6 +291,19 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
 
 def _is_auto(metrics: Any) -> bool:
     return isinstance(metrics, str) and metrics == "auto"
+
+
+def _check_optimizer(model: Any, optimizer: Any) -> None:
+    """The optimizer must update this model's parameters (a subset is fine: e.g. a head)."""
+    if not hasattr(optimizer, "parameters") or not hasattr(optimizer, "step"):
+        raise TypeError(f"fit: `optimizer` must be an anyxp_nn.optim optimizer, got {type(optimizer).__name__}")
+    mine = {id(p) for p in model.parameters()}
+    foreign = [p for p in optimizer.parameters() if id(p) not in mine]
+    if foreign:
+        total = len(optimizer.parameters())
+        raise ValueError(f"fit: {len(foreign)} of the optimizer's {total} parameters are not parameters of the "
+                         f"model (first: {foreign[0]!r}); build it from this model, e.g. "
+                         f"{type(optimizer).__name__}(model.parameters(), ...)")
 
 
 def _progress_bar(progress: bool, total: int, desc: str) -> Any:
