@@ -162,6 +162,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--out", default="out/train", help="folder for history.png and metrics.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the MPI ranks (mpiexec -n P anyxp-nn train --distributed ...): "
+                        "--batch-size per rank, rank 0 prints and writes")
 
 
 def _builder(name: str) -> Any:
@@ -252,8 +255,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = _call(build, in_features=int(X.shape[1]), num_classes=classes, backend=backend)
     else:
         model = _call(build, in_channels=int(X.shape[1]), num_classes=classes, backend=backend)
+    comm = None
+    if args.distributed:  # every rank trains on its shard; gradients averaged (docs/distributed.md)
+        comm = nn.distributed.init()
+        model = nn.distributed.DataParallel(model, comm)
     loader = DataLoader(Xtr, ytr, batch_size=args.batch_size, backend=backend,
-                        rng=nn.random.Generator(args.seed + 1))
+                        rng=nn.random.Generator(args.seed + 1), shard=(comm.rank, comm.size) if comm else None)
+    main_rank = comm is None or comm.is_main
     cls_name, default_lr, kw = _OPTIMIZERS[args.optimizer]
     lr = args.lr if args.lr is not None else default_lr
     total = args.epochs * len(loader)
@@ -261,9 +269,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     callbacks = [NonFiniteGuard()]
     if args.checkpoint:
         callbacks.insert(0, ModelCheckpoint(args.checkpoint))
-    print(f"{args.model} on {args.dataset} ({len(Xtr)} train / {len(Xte)} test), {cls_name} lr={lr} "
-          f"{args.schedule}, backend {backend.label}", file=sys.stderr)
-    if resumed is not None:
+    if main_rank:
+        ranks = f", {comm.size} ranks" if comm else ""
+        print(f"{args.model} on {args.dataset} ({len(Xtr)} train / {len(Xte)} test), {cls_name} lr={lr} "
+              f"{args.schedule}, backend {backend.label}{ranks}", file=sys.stderr)
+    if resumed is not None and main_rank:
         print(f"resuming from {args.checkpoint} after epoch {resumed.get('epoch') or 0} (step "
               f"{resumed.get('step') or 0}, saved {resumed.get('created')} on {resumed.get('backend')}); "
               f"training epochs {(resumed.get('epoch') or 0) + 1}-{args.epochs}", file=sys.stderr)
@@ -273,6 +283,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   resume=args.checkpoint if args.resume else None)
     seconds = time.perf_counter() - t
     test = evaluate(model, (Xte, yte), nn.losses.softmax_cross_entropy, ("accuracy", "confusion_matrix"))
+    if not main_rank:
+        return 0 if history.stop_reason != "non_finite_loss" else 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     history.plot(out / "history.png")

@@ -61,6 +61,11 @@ class DataLoader:
         labels: y holds class ids (checked to be integers, and < ``num_classes`` if given).
         num_classes: optional number of classes; labels outside ``[0, num_classes)`` raise.
         dtype: dtype of the x batches.
+        shard: ``(rank, size)`` for data-parallel training: this loader takes positions
+            rank, rank + size, ... of each epoch's order (the same seed on every rank gives
+            the same order), after padding the order to a multiple of ``size`` by repeating
+            its start (torch's ``DistributedSampler``), so every rank has ceil(N / size)
+            samples and the same number of batches.
     """
 
     def __init__(self, x: Any, y: Any, batch_size: int = 64, shuffle: bool = True,
@@ -68,8 +73,9 @@ class DataLoader:
                  backend: "str | Backend | None" = None, rng: "Generator | int | None" = None, *,
                  on_device: "str | bool" = "auto", prefetch: bool = False, labels: bool = True,
                  num_classes: "int | None" = None, dtype: Any = "float32",
-                 device_budget_bytes: int = 512 * 2**20):
+                 device_budget_bytes: int = 512 * 2**20, shard: "tuple[int, int] | None" = None):
         x, y = _host(x, "x"), _host(y, "y")
+        self.shard = _check_shard(shard)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: `batch_size` must be a positive int, got {batch_size!r}")
         if x.ndim < 1 or y.ndim < 1:
@@ -140,6 +146,8 @@ class DataLoader:
 
     def __len__(self) -> int:
         n, b = len(self.x), self.batch_size
+        if self.shard is not None:
+            n = -(-n // self.shard[1])  # samples per rank
         return n // b if self.drop_last else -(-n // b)
 
     def __repr__(self) -> str:
@@ -149,7 +157,12 @@ class DataLoader:
     # -- iteration ---------------------------------------------------------------
     def _order(self) -> np.ndarray:
         n = len(self.x)
-        return self.rng.permutation(n) if self.shuffle else np.arange(n)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.shard is None:
+            return order
+        rank, size = self.shard
+        padded = np.resize(order, -(-n // size) * size)  # repeats the start: DistributedSampler's padding
+        return padded[rank::size]
 
     def _slices(self, n: int) -> list[tuple[int, int]]:
         b = self.batch_size
@@ -173,9 +186,9 @@ class DataLoader:
 
     def _device_batches(self, order: np.ndarray, spans: list) -> Iterator[tuple[Any, Any]]:
         xp, b = self.backend.xp, self.backend
-        if not self.shuffle:
+        if not self.shuffle and self.shard is None:
             for i, j in spans:
-                yield self._xd[i:j, ...], self._yd[i:j]
+                yield self._xd[i:j, ...], self._yd[i:j, ...]  # y may be (N, k) float targets
             return
         perm = b.asarray(order.astype(np.int64))  # one (N,) transfer per epoch
         for i, j in spans:
@@ -219,6 +232,16 @@ def _cast(a: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
         raise ValueError(f"DataLoader: `{what}` holds values up to {big:.4g} in magnitude, which overflow "
                          f"{dtype} (largest {top:.4g}); rescale the data or pass dtype='float64'")
     return out
+
+
+def _check_shard(shard: Any) -> "tuple[int, int] | None":
+    if shard is None:
+        return None
+    ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+    if not ok or not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"DataLoader: `shard` must be (rank, size) with 0 <= rank < size, got {shard!r}")
+    return int(shard[0]), int(shard[1])
 
 
 def _host_dtype(dtype: Any) -> np.dtype:

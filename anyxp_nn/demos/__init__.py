@@ -10,4 +10,5 @@ SECTIONS = [
     ("Vanishing and Exploding Gradients", "gradients"),
     ("Convolutional Neural Networks", "cnn"),
     ("Deep Learning Optimization", "deep"),
+    ("Interpretability", "interpretability"),
 ]

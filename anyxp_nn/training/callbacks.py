@@ -39,6 +39,7 @@ class FitState:
         self.stop_reason: str | None = None
         self.message: str | None = None
         self.last_checkpoint: str | None = None
+        self.is_main = True     # False on ranks other than 0 of a data-parallel run: they write no files
 
     def stop(self, reason: str, message: str | None = None) -> None:
         self.stop_training = True
@@ -136,8 +137,9 @@ class ModelCheckpoint(Callback):
                 return
             self.best = v
         path = self.path.format(epoch=state.epoch + 1)
-        save(path, state.model, state.optimizer, epoch=state.epoch + 1, step=state.step,
-             history=state.history, loader=state.loader)
+        if state.is_main:
+            save(path, state.model, state.optimizer, epoch=state.epoch + 1, step=state.step,
+                 history=state.history, loader=state.loader)
         state.last_checkpoint = path
 
 
@@ -218,6 +220,8 @@ class CSVLogger(Callback):
         self.path, self.keys = Path(path), keys
 
     def on_epoch_end(self, state: FitState) -> None:
+        if not state.is_main:
+            return
         row = {k: v for k, v in state.logs.items() if not isinstance(v, (list, dict))}
         keys = self.keys or list(row)
         new = not self.path.exists() or self.path.stat().st_size == 0
@@ -236,6 +240,8 @@ class JSONLogger(Callback):
         self.path = Path(path)
 
     def _write(self, state: FitState) -> None:
+        if not state.is_main:
+            return
         text = json.dumps(state.history.to_dict(), indent=1).encode("utf-8")
         atomic_write(self.path, lambda f: f.write(text))  # a full disk leaves the old file and no temp
 
