@@ -39,7 +39,6 @@ def test_global_avg_pool_with_no_pixels_is_a_clear_error(backend):
     assert tuple(y.shape) == (0, 3)
 
 
-@pytest.mark.xfail(strict=False, reason="Conv2D with N=0 is fixed in ops/conv.py by the convolution-speed work")
 def test_conv2d_with_an_empty_batch(backend):
     """The issue's reproducer: "range() arg 3 must not be zero"."""
     conv = nn.Conv2D(3, 4, 3, padding=1, backend=backend)
