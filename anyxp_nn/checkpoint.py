@@ -343,11 +343,10 @@ def _unflatten(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
 
 
 def _match_model(where: str, meta: dict[str, Any], described: dict[str, tuple], model: Any,
-                 arrays: "dict[str, np.ndarray] | None" = None) -> dict[str, Any]:
+                 current: dict[str, np.ndarray], arrays: "dict[str, np.ndarray] | None" = None) -> dict[str, Any]:
     """Check every model key, shape and dtype (``described``: array name -> (shape, dtype)),
     and with ``arrays`` every value; returns the model's state from the file (key -> array name,
-    or key -> array when ``arrays`` is given)."""
-    current = model.state_dict()
+    or key -> array when ``arrays`` is given).  ``current`` is ``model.state_dict()``."""
     entries = (meta.get("model") or {}).get("entries") if isinstance(meta.get("model"), dict) else None
     if not isinstance(entries, list) or not all(
             isinstance(e, list) and len(e) == 4 and isinstance(e[0], str) and e[1] in described for e in entries):
@@ -387,12 +386,12 @@ def _checked_rng_state(state: Any, where: str, what: str) -> dict[str, Any]:
     return state
 
 
-def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], model: Any, optimizer: Any,
-           loader: Any, restore_rng: bool) -> dict[str, Any]:
+def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], model: Any,
+           current: dict[str, np.ndarray], optimizer: Any, loader: Any, restore_rng: bool) -> dict[str, Any]:
     """Every part of the new state, validated; nothing is written."""
     from .training.history import History
     described = {name: (a.shape, a.dtype) for name, a in arrays.items()}
-    staged: dict[str, Any] = {"model": _match_model(where, meta, described, model, arrays)}
+    staged: dict[str, Any] = {"model": _match_model(where, meta, described, model, current, arrays)}
     if optimizer is not None:
         opt = meta.get("optimizer")
         if opt is None:
@@ -494,14 +493,15 @@ def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader
     "backend" (where it was saved), **extra}``.
     """
     path = _check_path(path, "load")
+    current = model.state_dict()  # host copies, taken once (a device-to-host transfer)
     if max_bytes is None:
-        max_bytes = 8 * sum(a.nbytes for a in model.state_dict().values()) + (1 << 26)
+        max_bytes = 8 * sum(a.nbytes for a in current.values()) + (1 << 26)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"load: `max_bytes` must be a positive int or None, got {max_bytes!r}")
     where = f"load: {str(path)!r}"
-    meta, arrays = _read(path, max_bytes, lambda meta, table: _match_model(where, meta, table, model))
+    meta, arrays = _read(path, max_bytes, lambda meta, table: _match_model(where, meta, table, model, current))
     try:
-        staged = _stage(where, meta, arrays, model, optimizer, loader, restore_rng)
+        staged = _stage(where, meta, arrays, model, current, optimizer, loader, restore_rng)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
