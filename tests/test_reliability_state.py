@@ -179,6 +179,33 @@ def test_ctrl_c_during_a_fit_step_leaves_step_counts_and_history_agreeing(backen
 
 
 @posix_signals
+def test_ctrl_c_while_fit_records_steps_records_each_once(backend):
+    """An interrupt inside the recording of a batch of steps (between two rows) used to leave the
+    steps pending, and the interrupt handler recorded them a second time."""
+    from anyxp_nn.training.history import History
+
+    class Interrupting(History):
+        sent = False
+
+        def add_step(self, row):
+            super().add_step(row)
+            if row["step"] == 8 and not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.002)
+
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8, backend=backend), nn.ReLU(backend=backend), nn.Linear(8, 3, backend=backend))
+    opt = nn.optim.Adam(model.parameters(), lr=1e-2)
+    x = np.random.default_rng(0).normal(size=(128, 4)).astype(np.float32)
+    loader = DataLoader(x, (np.arange(128) % 3).astype(np.int64), batch_size=8, backend=backend)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        h = fit(model, opt, CE, loader, epochs=5, progress=False, log_every=5, history=Interrupting())
+    assert h.steps["step"] == list(range(1, opt.step_count + 1))
+    _consistent(opt, h)
+
+
+@posix_signals
 def test_ctrl_c_at_random_times_never_tears_fit(backend):
     rng = np.random.default_rng(0)
     for _ in range(6):
