@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from array_api_compat import array_namespace
+
 from .base import Backprop, Layer
 
 __all__ = ["Concatenate"]
@@ -65,7 +67,7 @@ class Concatenate(Layer):
         outs = [branch.forward(x, train) for branch in self._children.values()]
         ys = [y for y, _ in outs]
         axis = self._check_outputs(ys, tuple(x.shape))
-        xp = self.backend.xp
+        xp = array_namespace(*ys)  # the branches' (a Concatenate of parameter-free layers follows its input)
         y = xp.concat(ys, axis=axis)
         bounds, start = [], 0
         for part in ys:
