@@ -36,8 +36,8 @@ CAM_LAYER = "4"                    # mnist_cnn: the ReLU after the second conv, 
 SMOOTH_SAMPLES, QUICK_SMOOTH = 25, 8
 SMOOTH_NOISE = 0.15
 OCCLUSION, QUICK_OCCLUSION = (6, 2), (8, 4)  # (patch, stride): a 6x6 black square every 2 pixels, 12x12 map
-CLASS_STEPS, QUICK_CLASS_STEPS = 150, 40
-CLASS_LR, CLASS_L2 = 0.1, 0.05
+CLASS_STEPS, QUICK_CLASS_STEPS = 150, 30
+CLASS_LR, CLASS_L2 = 0.1, 0.5
 STROKE = 0.3                       # a pixel brighter than this belongs to the digit's stroke
 
 
