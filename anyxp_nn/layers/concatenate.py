@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
-
-from .base import Backprop, Layer
+from ..backend import backend_of
+from .base import Backprop, Layer, children_backend
 
 __all__ = ["Concatenate"]
 
@@ -25,7 +24,9 @@ class Concatenate(Layer):
         axis: the axis to join along (default 1, the channel axis of NCHW); negative counts
             from the end.  Outputs must agree on every other axis.
 
-    Backend and dtype are the first branch's.
+    Backend and dtype are the children's (see ``children_backend``); the concatenation runs
+    on the branches' outputs' namespace, so a Concatenate of parameter-free branches follows its
+    input as they do.
     """
 
     def __init__(self, *branches: Layer, axis: int = 1):
@@ -36,7 +37,8 @@ class Concatenate(Layer):
                 raise TypeError(f"Concatenate: branch {i} is a {type(branch).__name__}, expected a Layer")
         if not isinstance(axis, int) or isinstance(axis, bool):
             raise TypeError(f"Concatenate: `axis` must be an int, got {axis!r}")
-        super().__init__(backend=branches[0].backend, dtype=branches[0].dtype)
+        backend, dtype = children_backend(list(branches))
+        super().__init__(backend=backend, dtype=dtype)
         self.axis = axis
         for i, branch in enumerate(branches):
             setattr(self, str(i), branch)
@@ -63,11 +65,11 @@ class Concatenate(Layer):
                                  "keep the other axes' sizes")
         return axis
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         outs = [branch.forward(x, train) for branch in self._children.values()]
         ys = [y for y, _ in outs]
         axis = self._check_outputs(ys, tuple(x.shape))
-        xp = array_namespace(*ys)  # the branches' (a Concatenate of parameter-free layers follows its input)
+        xp = backend_of(ys[0]).xp
         y = xp.concat(ys, axis=axis)
         bounds, start = [], 0
         for part in ys:

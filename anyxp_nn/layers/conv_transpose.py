@@ -97,7 +97,7 @@ class ConvTranspose2D(Layer):
                              f"`padding` {self.padding} crops more than the transposed convolution produces")
         return n, self.out_channels, size[0], size[1]
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         self._check_input(x, ndim=4)
         n, o, ho, wo = self.output_shape(tuple(x.shape))
         xp = self.backend.xp
