@@ -157,7 +157,9 @@ def test_nested_layer_eval_mode_and_no_side_effects(backend):
     frozen_name = "0.weight"
     dict(model.named_parameters())[frozen_name].requires_grad = False
     state = model.state_dict()
-    modes = {n: getattr(layer, "training", None) for n, layer in model.named_layers()}
+    model[3].eval()  # a mixed model: interpret must leave every layer's mode as it was
+    modes = {n: layer.training for n, layer in model.named_layers()}
+    assert not all(modes.values()) and any(modes.values())
     children = {n: list(layer._children.items()) for n, layer in model.named_layers()}
 
     got = nn.interpret.grad_cam(model, backend.asarray(x), t, "3.block.3")
@@ -174,8 +176,58 @@ def test_nested_layer_eval_mode_and_no_side_effects(backend):
         assert p.requires_grad == (n != frozen_name), n
     for k, v in model.state_dict().items():  # BatchNorm statistics untouched: eval mode
         np.testing.assert_array_equal(v, state[k], err_msg=k)
-    assert {n: getattr(layer, "training", None) for n, layer in model.named_layers()} == modes
+    assert {n: layer.training for n, layer in model.named_layers()} == modes
     assert {n: list(layer._children.items()) for n, layer in model.named_layers()} == children
+
+
+class _ListNet(nn.Layer):
+    """A user-written model: a LayerList walked by hand in forward, then a Sequential head."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.blocks = nn.LayerList([nn.Conv2D(1, 2, 3, padding=1, **kw), nn.ReLU(**kw)])
+        self.head = nn.Sequential(nn.Flatten(**kw), nn.Linear(2 * 6 * 6, 3, **kw))
+
+    def forward(self, x, train=None):
+        backs = []
+        for block in self.blocks:
+            x, back = block.forward(x, train)
+            backs.append(back)
+        y, back_head = self.head.forward(x, train)
+
+        def backprop(dy, need_dx=True):
+            d = back_head(dy)
+            for back in reversed(backs):
+                d = back(d, need_dx=need_dx)
+            return d
+
+        return y, backprop
+
+
+def test_grad_cam_in_a_user_model_with_a_layer_list(backend):
+    kw = dict(backend=backend, dtype="float64")
+    model = _ListNet(**kw)
+    tnn = torch.nn
+
+    class TorchListNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = tnn.ModuleList([tnn.Conv2d(1, 2, 3, padding=1), tnn.ReLU()])
+            self.head = tnn.Sequential(tnn.Flatten(), tnn.Linear(72, 3))
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+    tmodel = TorchListNet().double()
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    x, t = np.random.default_rng(3).standard_normal((2, 1, 6, 6)), np.array([0, 2])
+    got = nn.interpret.grad_cam(model, backend.asarray(x), t, "blocks.1")
+    ref = _torch_grad_cam(tmodel, tmodel.blocks[1], x, t)
+    assert np.abs(ref).max() > 0
+    assert_close(backend.to_numpy(got), ref, **TOL)
+    assert model.blocks[1].__class__ is nn.ReLU  # the model itself still holds the plain layer
 
 
 def test_no_host_round_trips(backend, weights):
