@@ -279,3 +279,18 @@ def test_errors():
                                          r"shape \(2, 1, 28, 28\)"):
         I.input_gradient(nn.Sequential(nn.Identity()), x, 1)
     assert I.saliency(flat, x, 1).shape == (2, 28, 28)
+
+
+def test_float32_model_stays_float32(backend):
+    """A float32 model gets float32 maps, with no float64 temporaries on the way."""
+    from anyxp_nn.testing import float64_audit
+    model = mnist_cnn(backend=backend, rng=nn.random.Generator(0))
+    x = backend.asarray(_digits(2), dtype="float32")
+    I = nn.interpret
+    with float64_audit(backend) as events:
+        maps = [I.input_gradient(model, x, 1), I.saliency(model, x, 1), I.smoothgrad(model, x, 1, samples=2),
+                I.grad_cam(model, x, 1, "4"), I.occlusion(model, x, 1, patch=14, stride=14),
+                I.class_model(model, 1, x, steps=1)]
+    assert not events, [str(e) for e in events[:3]]
+    for m in maps:
+        assert backend.owns(m) and m.dtype == backend.xp.float32
