@@ -272,8 +272,10 @@ def test_errors():
         I.smoothgrad(model, x, 1, samples=0)
     with pytest.raises(ValueError, match=r"smoothgrad: `noise` must be a number >= 0, got -0.1"):
         I.smoothgrad(model, x, 1, noise=-0.1)
-    with pytest.raises(ValueError, match=r"class_model: `steps` must be a number >= 0, got 1.5"):
+    with pytest.raises(ValueError, match=r"class_model: `steps` must be an int >= 0, got 1.5"):
         I.class_model(model, 1, x, steps=1.5)
+    with pytest.raises(ValueError, match=r"class_model: `l2` must be a number >= 0, got -1"):
+        I.class_model(model, 1, x, l2=-1)
     flat = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     with pytest.raises(ValueError, match=r"input_gradient: the model must return \(N, num_classes\) logits, got "
                                          r"shape \(2, 1, 28, 28\)"):
