@@ -10,15 +10,18 @@ Models (softmax cross-entropy, Adam lr 1e-3; one step = forward + backward + upd
   * cnn_bn: the same with BatchNorm2D after each conv and Dropout(0.5) before the last Linear.
   * resnet: small ResNet (``models.small_resnet``, width 16: 16/32 channels), batch 32 of 3x32x32.
 
-Libraries (``--libs``): ``numpy`` and ``torch-backend`` are anyxp_nn on those backends, each
-step inside ``Backend.cpu_threads()`` as ``fit`` runs it; ``torch`` is the PyTorch reference
-(``torch.nn`` + ``torch.optim``, same initial weights).  Each library runs in its own child
+Libraries (``--libs``): ``torch`` or ``torch:cuda`` is the PyTorch reference (``torch.nn`` +
+``torch.optim``, same initial weights) that ratios divide by (``--ref``); any other name is
+anyxp_nn on that backend (``numpy``, ``cupy``; ``torch-backend`` = anyxp_nn on ``torch``,
+``torch-backend:cuda`` on ``torch:cuda``), each step inside ``Backend.cpu_threads()`` as
+``fit`` runs it.  Each library runs in its own child
 process (so one library's threads never meet another's), libraries alternate in ``--rounds``
 rounds, and the figure is the median over rounds of each run's median ms/step.  Threads: the
 child sets NumPy's BLAS pool (threadpoolctl) and ``torch.set_num_threads`` to T, as a user would.
 Load "busy": this script starts one ``while True: pass`` process for those runs and stops it.
 
-Memory per step: in a fresh child per library and model (so no freed memory of another model is
+Memory per step (on a GPU: the device memory the library's pool reserved at the end): in a fresh
+child per library and model (so no freed memory of another model is
 reused), the resident-set high-water mark over building the model and 3 + ``--steps`` steps (VmHWM,
 reset through /proc/self/clear_refs) minus the resident set before the model was built: weights,
 optimizer slots, activations and work buffers at their peak.
@@ -91,6 +94,19 @@ def _peak_reset() -> bool:
         return False
 
 
+def _is_reference(lib: str) -> bool:
+    return lib == "torch" or lib.startswith("torch:")
+
+
+def _device_mib(lib: str, be: Any) -> "float | None":
+    """Device memory reserved by the library's pool (GPU runs), MiB; None on CPUs."""
+    if _is_reference(lib):
+        import torch
+        return torch.cuda.max_memory_reserved() / 2**20 if lib != "torch" and torch.cuda.is_available() else None
+    info = be.memory_info()
+    return None if info is None else info.get("pool_total_bytes", info.get("reserved_bytes", 0)) / 2**20
+
+
 def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
     from threadpoolctl import threadpool_limits
     threadpool_limits(threads)
@@ -110,15 +126,18 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
         rss0 = _rss_kib("VmRSS:")
         has_peak = _peak_reset()
         ref = build_ours(name, nn.get_backend("numpy"))
-        if lib == "torch":
+        be = None
+        if _is_reference(lib):
+            dev = torch.device(lib.partition(":")[2] or "cpu")
             model = build_torch(name)
             model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ref.state_dict().items()})
+            model = model.to(dev)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            step = torch_training_step(model, opt, [torch.from_numpy(x) for x, _ in batches],
-                                       [torch.from_numpy(y) for _, y in batches])
-            sync = lambda: None  # noqa: E731
+            step = torch_training_step(model, opt, [torch.from_numpy(x).to(dev) for x, _ in batches],
+                                       [torch.from_numpy(y).to(dev) for _, y in batches])
+            sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
         else:
-            be = nn.get_backend("torch" if lib == "torch-backend" else lib)
+            be = nn.get_backend(lib.replace("torch-backend", "torch"))
             model = build_ours(name, be)
             opt = nn.optim.Adam(model.parameters(), lr=1e-3)
             step = training_step(model, opt, [be.asarray(x) for x, _ in batches], [be.asarray(y) for _, y in batches])
@@ -126,6 +145,8 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
         time_steps(step, sync, 3)  # warm-up: work buffers, Adam slots
         ts = time_steps(step, sync, steps)
         peak = (_rss_kib("VmHWM:") - rss0) / 1024 if has_peak else float("nan")
+        dev_mib = _device_mib(lib, be)
+        peak = dev_mib if dev_mib is not None else peak
         out[name] = {"ms": 1e3 * float(np.median(ts)), "mem_mib": peak}
         del model, opt, step
     return out
@@ -155,7 +176,9 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--loads", default="quiet,busy")
     ap.add_argument("--models", default="mlp,cnn,cnn_bn,resnet")
-    ap.add_argument("--libs", default="numpy,torch", help="numpy, torch-backend (anyxp_nn) and torch (reference)")
+    ap.add_argument("--libs", default="numpy,torch", help="anyxp_nn backends (numpy, torch-backend, cupy, "
+                    "torch-backend:cuda) and the reference (torch or torch:cuda)")
+    ap.add_argument("--ref", default=None, help="the reference library (default: the first torch or torch:DEVICE)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     models = args.models.split(",")
@@ -189,10 +212,11 @@ def main(argv: "list[str] | None" = None) -> int:
     def ms(load: str, t: int, lib: str, name: str) -> float:
         return float(np.median([v["ms"] for v in res.get((load, t, lib, name), [{"ms": float("nan")}])]))
 
-    ours = [lib for lib in libs if lib != "torch"]
+    ref = args.ref or next((lib for lib in libs if _is_reference(lib)), None)
+    ours = [lib for lib in libs if lib != ref] if ref else []
     head = ["model", "threads"]
     for load in loads:
-        head += [f"{lib} {load} ms" for lib in libs] + [f"{lib}/torch {load}" for lib in ours]
+        head += [f"{lib} {load} ms" for lib in libs] + [f"{lib}/{ref} {load}" for lib in ours]
     if "quiet" in loads and "busy" in loads:
         head += [f"{lib} busy/quiet" for lib in libs]
     head += [f"{lib} MiB" for lib in libs]
@@ -203,7 +227,7 @@ def main(argv: "list[str] | None" = None) -> int:
             row = [TITLES[name], str(t)]
             for load in loads:
                 row += [f"{ms(load, t, lib, name):.1f}" for lib in libs]
-                row += [f"**{ms(load, t, lib, name) / ms(load, t, 'torch', name):.2f}x**" for lib in ours]
+                row += [f"**{ms(load, t, lib, name) / ms(load, t, ref, name):.2f}x**" for lib in ours]
             if "quiet" in loads and "busy" in loads:
                 row += [f"{ms('busy', t, lib, name) / ms('quiet', t, lib, name):.2f}x" for lib in libs]
             row += [f"{memory[lib, name]:.0f}" for lib in libs]
