@@ -178,18 +178,19 @@ class Backend:
         (the key must then say which cells, e.g. include the padding).  Least recently used
         buffers are dropped beyond ``scratch_bytes``; a buffer larger than that is never kept.
         """
-        xp, shape = self.xp, tuple(int(d) for d in shape)
-        info = xp.finfo(dtype) if xp.isdtype(dtype, "real floating") else xp.iinfo(dtype)
-        nbytes = math.prod(shape) * info.bits // 8
-        make = xp.zeros if zero else xp.empty
-        if nbytes > self.scratch_bytes:
-            return make(shape, dtype=dtype, device=self.device)
+        shape = tuple(int(d) for d in shape)
         store = self._scratch
         if not hasattr(store, "pool"):
             store.pool, store.total = OrderedDict(), 0  # key -> (buffer, bytes), least recent first
-        k = (key, shape, str(dtype), zero)
+        k = (key, shape, dtype, zero)
         hit = store.pool.pop(k, None)
         if hit is None:
+            xp = self.xp
+            info = xp.finfo(dtype) if xp.isdtype(dtype, "real floating") else xp.iinfo(dtype)
+            nbytes = math.prod(shape) * info.bits // 8
+            make = xp.zeros if zero else xp.empty
+            if nbytes > self.scratch_bytes:
+                return make(shape, dtype=dtype, device=self.device)
             hit = (make(shape, dtype=dtype, device=self.device), nbytes)
             store.total += nbytes
         store.pool[k] = hit

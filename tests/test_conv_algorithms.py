@@ -77,14 +77,32 @@ def test_winograd_float32_error_bound(backend, c):
 
 def test_winograd_is_chosen_by_the_rule():
     g = ConvGeometry((3, 3), (1, 1), (1, 1), (1, 1))
-    cpu = 4 << 20
-    assert conv_algorithm((8, WINOGRAD_MIN_CHANNELS, 16, 16), (16, WINOGRAD_MIN_CHANNELS, 3, 3), g, 1, cpu) == "winograd"
-    assert conv_algorithm((8, WINOGRAD_MIN_CHANNELS - 1, 16, 16), (16, 7, 3, 3), g, 1, cpu) == "im2col"  # few channels
-    assert conv_algorithm((8, 16, 16, 16), (16, 16, 3, 3), g, 1, None) == "im2col"  # GPU: not measured
-    assert conv_algorithm((8, 16, 16, 16), (16, 8, 3, 3), g, 2, cpu) == "im2col"  # groups
+    cpu, k = 4 << 20, WINOGRAD_MIN_CHANNELS
+    assert conv_algorithm((8, k, 16, 16), (k, k, 3, 3), g, 1, cpu) == "winograd"
+    assert conv_algorithm((8, k - 1, 16, 16), (k, k - 1, 3, 3), g, 1, cpu) == "im2col"  # few input channels
+    assert conv_algorithm((8, k, 16, 16), (k - 1, k, 3, 3), g, 1, cpu) == "im2col"  # few output channels
+    assert conv_algorithm((8, k, 16, 16), (k, k, 3, 3), g, 1, None) == "im2col"  # GPU: not measured
+    assert conv_algorithm((8, k, 16, 16), (k, k // 2, 3, 3), g, 2, cpu) == "im2col"  # groups
     for other in (g._replace(stride=(2, 2)), g._replace(dilation=(2, 1)), g._replace(padding=(3, 1)),
                   g._replace(kernel=(5, 5)), g._replace(pad_end=(0, 1))):
-        assert conv_algorithm((8, 16, 16, 16), (16, 16) + other.kernel, other, 1, cpu) == "im2col"
+        assert conv_algorithm((8, k, 16, 16), (k, k) + other.kernel, other, 1, cpu) == "im2col"
+
+
+@pytest.mark.parametrize("check", ["gradcheck", "torch", "dtype_device", "non_contiguous"])
+def test_winograd_layer_rows(backend, monkeypatch, check):
+    """The layer table's 3x3 rows again with Winograd taken (the rule's threshold lowered to 1)."""
+    from anyxp_nn.ops import conv as conv_ops
+    from anyxp_nn.testing import check_layer
+    from layer_cases.cnn import CASES
+    monkeypatch.setattr(conv_ops, "WINOGRAD_MIN_CHANNELS", 1)
+    calls = []
+    route = conv_ops._winograd_route
+    monkeypatch.setattr(conv_ops, "_winograd_route", lambda *a: calls.append(1) or route(*a))
+    rows = [c for c in CASES if c.name.startswith("Conv2D-winograd")]
+    assert len(rows) == 2
+    for case in rows:
+        check_layer(case, backend, checks=(check,))
+    assert calls
 
 
 def test_conv2d_unknown_algorithm():
@@ -100,10 +118,10 @@ def test_winograd_function_returns_channel_first(xp):
     assert tuple(Y.shape) == (1, 2, 2, 2) and float(xp.min(Y)) == 9.0 == float(xp.max(Y))
 
 
-@pytest.mark.parametrize("make", [lambda kw: nn.Conv2D(8, 4, 3, padding=1, **kw),  # Winograd
+@pytest.mark.parametrize("make", [lambda kw: nn.Conv2D(64, 64, 3, padding=1, **kw),  # 3x3, Winograd-sized
                                   lambda kw: nn.Conv2D(2, 4, 3, stride=2, padding=1, **kw),  # im2col + col2im
                                   lambda kw: nn.Conv2D(2, 4, 2, padding="same", **kw)],  # pad_end
-                         ids=["winograd", "col2im", "same-even"])
+                         ids=["3x3-64ch", "col2im", "same-even"])
 def test_conv2d_empty_batch(backend, make):
     conv = make(dict(backend=backend, dtype="float64"))
     x = backend.asarray(np.zeros((0, conv.in_channels, 5, 5)))

@@ -17,7 +17,7 @@ and ``array_api_strict``.
 Algorithms (:func:`conv_algorithm` chooses; measurements in benchmarks/README.md):
 
 * ``"winograd"``: 3x3, stride 1, no dilation or groups, padding <= 2, at least
-  ``WINOGRAD_MIN_CHANNELS`` input channels, on a CPU: Winograd F(2x2, 3x3)
+  ``WINOGRAD_MIN_CHANNELS`` input and output channels, on a CPU: Winograd F(2x2, 3x3)
   (:mod:`anyxp_nn.ops.winograd`) for forward, dX and dW; no 9x patch matrix at all.
 * ``"im2col"``: everything else.  Backward routes: :func:`backward_transposed` for stride 1
   (one patch matrix, that of dY), :func:`backward_col2im` otherwise.
@@ -120,9 +120,11 @@ def col2im(dcols: Any, x_shape: tuple[int, ...], kernel: Pair, stride: Pair, pad
 Scratch = Callable[..., Any]
 Backward = Callable[..., tuple[Any, Any, Any]]
 
-#: Winograd F(2x2, 3x3) is chosen for 3x3 stride-1 convolutions from this many input channels up;
-#: below it the 16 GEMMs have K = C too small to pay for the tile transforms (benchmarks/README.md).
-WINOGRAD_MIN_CHANNELS = 8
+#: Winograd F(2x2, 3x3) is chosen for 3x3 stride-1 convolutions with at least this many input
+#: and output channels.  Its GEMM work (16 C*O per 2x2 tile against im2col's 36 C*O) shrinks
+#: faster with the channels than its tile transforms (~C + O) grow; below 64 channels the
+#: transforms cost more than the GEMM work saved (measured: benchmarks/README.md).
+WINOGRAD_MIN_CHANNELS = 64
 
 
 class ConvGeometry(NamedTuple):
@@ -164,12 +166,13 @@ def conv_algorithm(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geometry:
 
     Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1, no dilation, one group and padding <= 2
     (so that dX, a convolution of dY padded by ``2 - p``, is one too).  It is taken on CPUs
-    (``block_bytes`` set) from ``WINOGRAD_MIN_CHANNELS`` input channels up; on GPUs, where it is
-    not measured yet, im2col's one big GEMM is kept.
+    (``block_bytes`` set) when both channel counts are at least ``WINOGRAD_MIN_CHANNELS``; on
+    GPUs, where it is not measured yet, im2col's one big GEMM is kept.
     """
     fits = (geometry.kernel == (3, 3) and geometry.stride == (1, 1) and geometry.dilation == (1, 1)
             and groups == 1 and max(geometry.padding) <= 2 and geometry.pad_end == (0, 0))
-    return "winograd" if fits and block_bytes is not None and x_shape[1] >= WINOGRAD_MIN_CHANNELS else "im2col"
+    wide = min(x_shape[1], w_shape[0]) >= WINOGRAD_MIN_CHANNELS
+    return "winograd" if fits and wide and block_bytes is not None else "im2col"
 
 
 def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, block_bytes: "int | None" = None,
@@ -251,15 +254,14 @@ def _conv2d_pad_end(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int,
 
 def _winograd_route(x: Any, W: Any, geometry: ConvGeometry, block_bytes: "int | None",
                     scratch: "Scratch | None") -> tuple[Any, Callable]:
-    """Winograd F(2x2, 3x3) forward, dX and dW (:mod:`anyxp_nn.ops.winograd`), in batch chunks
-    whose transformed tiles (16 per 2x2 output tile and channel) fit ``block_bytes / 4``."""
+    """Winograd F(2x2, 3x3) forward, dX and dW (:mod:`anyxp_nn.ops.winograd`); the transformed
+    tiles (16 per 2x2 output tile and channel) are chunked by batch as im2col's patch matrix is."""
     xp = array_namespace(x)
     n, c, h, w = x.shape
     o = W.shape[0]
     ho, wo = geometry.output_size(h, w)
     tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
-    budget = None if block_bytes is None else block_bytes // 4
-    chunks = batch_chunks(n, 16 * max(c, o) * tiles * (xp.finfo(x.dtype).bits // 8), budget, whole_below=1)
+    chunks = batch_chunks(n, 16 * max(c, o) * tiles * (xp.finfo(x.dtype).bits // 8), block_bytes)
     Y = winograd_conv3x3(x, W, geometry.padding, chunks, scratch)  # (O, N, Ho, Wo)
 
     def backward_xw(dy: Any, need_dx: bool, need_dw: bool) -> tuple[Any, Any]:
