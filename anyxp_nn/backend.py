@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
@@ -77,6 +78,10 @@ class Backend:
         #: Let :meth:`cpu_threads` shrink the BLAS / intra-op thread pool to the cores other
         #: processes leave free (CPU backends).  False: it never touches a thread pool.
         self.adapt_threads = not _is_gpu(name, device) and name in ("numpy", "array_api_strict", "torch")
+        #: Let :meth:`parallel_map` run independent pieces of one op (Conv2D's batch chunks) on
+        #: host threads.  Only NumPy-based backends: their copies are single-threaded, while
+        #: PyTorch parallelises each op itself.
+        self.parallel_chunks = name in ("numpy", "array_api_strict")
 
     @property
     def elementwise_threads(self) -> int:
@@ -233,6 +238,40 @@ class Backend:
             for set_, n in changed:
                 set_(n)
 
+    def host_threads(self) -> int:
+        """Python threads :meth:`parallel_map` would use now: the BLAS pool's size (as the user,
+        or :meth:`cpu_threads`, left it) capped by the free cores; 1 where ``parallel_chunks`` is off."""
+        pools = _thread_pools(self.name) if self.parallel_chunks else []
+        if not pools:
+            return 1
+        free = max(1, int(_core_meter.free_cores() + 0.5)) if self.adapt_threads else self.usable_cores
+        return max(1, min([free] + [get() for get, _ in pools]))
+
+    def parallel_map(self, fn: Callable[[Any], Any], items: list) -> list:
+        """``[fn(item) for item in items]``, on :meth:`host_threads` Python threads when that is > 1.
+
+        For pieces that release the GIL (NumPy copies and GEMMs on disjoint slices).  While they
+        run, the BLAS pool is held at one thread per caller (each piece is one core's work) and
+        restored afterwards.  Results come back in ``items`` order, so reductions over them
+        are deterministic.  Work buffers from :meth:`scratch` are per thread.
+        """
+        n = min(self.host_threads(), len(items))
+        if n < 2:
+            return [fn(item) for item in items]
+        pools = _thread_pools(self.name)
+        before = [get() for get, _ in pools]
+        for _, set_ in pools:
+            set_(1)
+        try:
+            return list(_executor(n).map(fn, items))
+        finally:
+            for (_, set_), k in zip(pools, before):
+                set_(k)
+
+    @property
+    def usable_cores(self) -> int:
+        return _core_meter.usable
+
     def cpu_threads_each(self, items: Iterable[Any]) -> Iterator[Any]:
         """Yield each item of ``items`` with the consumer's work on it inside :meth:`cpu_threads`
         (re-sized per item, restored between items and at the end, also after a ``break``)."""
@@ -321,6 +360,15 @@ def _thread_pools(name: str) -> list[tuple[Callable[[], int], Callable[[int], No
                 found = []
         _pools[name] = found
     return _pools[name]
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    if n not in _executors:
+        _executors[n] = ThreadPoolExecutor(n, thread_name_prefix="anyxp-chunks")
+    return _executors[n]
 
 
 def _is_gpu(name: str, device: Any) -> bool:

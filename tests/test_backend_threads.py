@@ -108,3 +108,19 @@ def test_core_meter_without_proc_stat(monkeypatch):
     meter = B._CoreMeter()
     monkeypatch.setattr(B._CoreMeter, "_stat", staticmethod(lambda: None))
     assert meter.free_cores() == float(meter.usable)
+
+
+def test_host_threads_follow_blas_pool_and_free_cores(monkeypatch):
+    from threadpoolctl import threadpool_limits
+    be = nn.get_backend("numpy")
+    with threadpool_limits(2, user_api="blas"):
+        monkeypatch.setattr(B._core_meter, "free_cores", lambda: 2.0)
+        assert be.host_threads() == 2
+        monkeypatch.setattr(B._core_meter, "free_cores", lambda: 1.2)
+        assert be.host_threads() == 1  # a busy core: chunks in turn
+    with threadpool_limits(1, user_api="blas"):
+        monkeypatch.setattr(B._core_meter, "free_cores", lambda: 2.0)
+        assert be.host_threads() == 1  # the user asked for one thread
+    monkeypatch.setattr(be, "parallel_chunks", False)
+    assert be.host_threads() == 1
+    assert nn.get_backend("torch").host_threads() == 1  # torch parallelises its own ops

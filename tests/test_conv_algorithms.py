@@ -143,3 +143,55 @@ def test_conv2d_same_keeps_size_and_errors():
     with pytest.raises(ValueError, match=r"Conv2D: `padding` must be an int >= 0, a pair of them, 'same' or "
                                          r"'valid', got 'full'"):
         nn.Conv2D(1, 2, 3, padding="full")
+
+
+@pytest.mark.parametrize("stride,c,o", [(1, 3, 4), (1, 4, 3), (2, 3, 4)], ids=["transposed-kept", "transposed", "col2im"])
+def test_parallel_chunks_match_sequential(backend, monkeypatch, stride, c, o):
+    """Batch chunks on two host threads (Backend.parallel_map) give the same numbers as in turn."""
+    if not backend.parallel_chunks:
+        pytest.skip(f"{backend.label} runs chunks in turn (its ops parallelise themselves)")
+    from anyxp_nn.ops.conv import _sequential
+    monkeypatch.setattr(backend, "host_threads", lambda: 2)
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((5, c, 6, 7)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    geom = ConvGeometry((3, 3), (stride, stride), (1, 1), (1, 1))
+    ho, wo = geom.output_size(6, 7)
+    dy = backend.asarray(rng.standard_normal((5, o, ho, wo)))
+    out = {}
+    for name, run in (("threads", backend.parallel_map), ("in turn", _sequential)):
+        y, backward = conv2d(backend.asarray(x), backend.asarray(W), backend.asarray(b), geom,
+                             block_bytes=backend.cache_block_bytes, scratch=backend.scratch, map_chunks=run,
+                             min_chunks=2)
+        out[name] = [backend.to_numpy(a) for a in (y,) + backward(dy)]
+    for got, want in zip(out["threads"], out["in turn"]):
+        np.testing.assert_array_equal(got, want)
+    torch_ref = _torch_ref(x, W, b, backend.to_numpy(dy), 1) if stride == 1 else None
+    if torch_ref is not None:
+        for got, want in zip(out["threads"], torch_ref):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_map_restores_blas_threads(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+    be = nn.get_backend("numpy")
+    monkeypatch.setattr(be, "host_threads", lambda: 2)
+    seen = []
+
+    def piece(i):
+        seen.append([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"])
+        return i * i
+
+    with threadpool_limits(2, user_api="blas"):
+        assert be.parallel_map(piece, [1, 2, 3]) == [1, 4, 9]  # results in item order
+        assert all(set(s) == {1} for s in seen)  # one BLAS thread per caller while they run
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {2}
+
+
+def test_conv2d_layer_gradcheck_on_two_host_threads(backend, monkeypatch):
+    from anyxp_nn.testing import gradcheck
+    if not backend.parallel_chunks:
+        pytest.skip(f"{backend.label} runs chunks in turn")
+    monkeypatch.setattr(backend, "host_threads", lambda: 2)
+    for conv in (nn.Conv2D(2, 3, 3, padding=1, backend=backend, dtype="float64"),
+                 nn.Conv2D(2, 3, 3, stride=2, padding=1, backend=backend, dtype="float64")):
+        gradcheck(conv, backend.asarray(np.random.default_rng(0).standard_normal((3, 2, 5, 5))))
