@@ -345,7 +345,9 @@ _pools: dict[str, list] = {}
 
 
 def _thread_pools(name: str) -> list[tuple[Callable[[], int], Callable[[int], None]]]:
-    """``[(get_threads, set_threads)]`` of the compute thread pools a CPU backend uses."""
+    """``[(get_threads, set_threads)]`` of the compute thread pools a CPU backend uses: PyTorch's
+    intra-op pool, or the BLAS libraries loaded when first asked (NumPy's own, loaded with it;
+    another library's BLAS loaded later, e.g. SciPy's, is not NumPy's and is left alone)."""
     if name not in _pools:
         found: list = []
         if name == "torch":

@@ -8,8 +8,9 @@ from anyxp_nn import backend as B
 
 
 def _blas_threads():
-    from threadpoolctl import threadpool_info
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    """Sizes of the BLAS pools the numpy backend controls (NumPy's own; e.g. SciPy's OpenBLAS,
+    loaded later by other tests, is not NumPy's and is left alone)."""
+    return [get() for get, _ in B._thread_pools("numpy")]
 
 
 @pytest.fixture

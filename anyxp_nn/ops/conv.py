@@ -127,6 +127,7 @@ MapChunks = Callable[[Callable[[Pair], Any], list], list]
 def _sequential(fn: Callable[[Pair], Any], chunks: list) -> list:
     return [fn(chunk) for chunk in chunks]
 
+
 #: Winograd F(2x2, 3x3) is chosen for 3x3 stride-1 convolutions with at least this many input
 #: and output channels.  Its GEMM work (16 C*O per 2x2 tile against im2col's 36 C*O) shrinks
 #: faster with the channels than its tile transforms (~C + O) grow; below 64 channels the
