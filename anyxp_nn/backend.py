@@ -299,16 +299,21 @@ class Backend:
 class _CoreMeter:
     """Cores that other processes leave free, from ``/proc/stat`` deltas minus this process's CPU time.
 
-    Re-sampled at most every ``interval`` seconds; ``free_cores()`` returns the usable core
-    count where ``/proc/stat`` is missing (non-Linux) and before a first interval has passed.
+    Re-sampled at most every ``interval`` seconds; the first sample is taken when the module is
+    imported, so the first estimate is ready ``first_interval`` seconds later (well before a first
+    training step, usually).  ``free_cores()`` returns the usable core count where ``/proc/stat``
+    is missing (non-Linux) and before the first estimate.
     """
     interval = 0.25
+    first_interval = 0.05
 
     def __init__(self) -> None:
         self.usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.free = float(self.usable)
+        self._measured = False
         self._last: "tuple[float, tuple[int, int, int], float] | None" = None
         self._lock = threading.Lock()
+        self.free_cores()  # the first sample
 
     @staticmethod
     def _stat() -> "tuple[int, int, int] | None":
@@ -324,7 +329,7 @@ class _CoreMeter:
     def free_cores(self) -> float:
         now = time.monotonic()
         last = self._last
-        if last is not None and now - last[0] < self.interval:
+        if last is not None and now - last[0] < (self.interval if self._measured else self.first_interval):
             return self.free
         with self._lock:
             stat = self._stat()
@@ -336,6 +341,7 @@ class _CoreMeter:
                 busy = (stat[0] - last[1][0]) / (stat[1] - last[1][1]) * stat[2]  # cores busy, all processes
                 own = (snap[2] - last[2]) / (now - last[0])
                 self.free = max(0.0, min(float(self.usable), stat[2] - max(0.0, busy - own)))
+                self._measured = True
             self._last = snap
         return self.free
 
