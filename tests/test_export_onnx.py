@@ -111,6 +111,15 @@ def test_float64_and_newer_opset(tmp_path):  # GELU("tanh"): ORT has no float64 
     np.testing.assert_allclose(run_onnx(path, x), nn.to_numpy(model(model.backend.asarray(x))), rtol=1e-12, atol=1e-12)
 
 
+def test_data_parallel_exports_its_model(tmp_path):
+    model = models.small_resnet(width=4, backend="numpy", rng=nn.random.Generator(0))
+    wrapped = nn.distributed.DataParallel(nn.distributed.SyncBatchNorm.convert_sync_batchnorm(model))
+    x = np.random.default_rng(9).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    check_export(wrapped, tmp_path / "dp.onnx", [x, x[:1]])
+    names = {t.name for t in onnx.load(str(tmp_path / "dp.onnx")).graph.initializer}
+    assert names == {k for k in wrapped.state_dict() if not k.endswith("num_batches_tracked")}
+
+
 def test_identity_model_still_has_an_output(tmp_path):
     path = nn.export.to_onnx(nn.Sequential(nn.Dropout(0.5), nn.Identity()), tmp_path / "id.onnx", (2, 3))
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
