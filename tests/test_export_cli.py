@@ -51,6 +51,22 @@ def test_export_onnx_end_to_end(checkpoint, tmp_path):
                                rtol=1e-5, atol=2e-5)
 
 
+def test_train_then_export(tmp_path, capsys):
+    """`train --checkpoint` records the builder, so `export` rebuilds the model (a ResNet with BatchNorm)."""
+    ckpt, out = tmp_path / "rn.npz", tmp_path / "rn.onnx"
+    assert main(["train", "--model", "resnet", "--dataset", "digits", "--epochs", "1", "--batch-size", "256",
+                 "--checkpoint", str(ckpt), "--out", str(tmp_path / "train"), "--no-progress"]) == 0
+    assert main(["export", str(ckpt), "--format", "onnx", "--out", str(out)]) == 0
+    model, record = nn.export.model_from_checkpoint(ckpt)
+    assert record == {"name": "small_resnet", "kwargs": {"in_channels": 1, "num_classes": 10},
+                      "input_shape": [1, 1, 8, 8]}
+    assert not np.allclose(model.state_dict()["1.running_mean"], 0.0)  # trained statistics came back
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(2).random((4, 1, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], nn.to_numpy(model(model.backend.asarray(x))),
+                               rtol=1e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("backend_name", ["numpy", "torch"])
 def test_export_safetensors(backend_name, checkpoint, tmp_path, capsys):
     ckpt, model = checkpoint
