@@ -67,6 +67,20 @@ def test_layer_table_exports(case, backend, tmp_path):
     check_export(layer, tmp_path / f"{case.name}.onnx", [x, _other_batch(case, x.shape[0] + 3)])
 
 
+# no converter on purpose: the base class, and LayerDict (its entries have no order to chain)
+NOT_EXPORTABLE = {"Layer", "LayerDict"}
+
+
+def test_every_library_layer_has_a_converter():
+    """A layer added to anyxp_nn.layers or anyxp_nn.distributed needs a converter (and a table row)."""
+    from anyxp_nn.export.onnx_graph import _CONVERTERS
+    layers = [getattr(nn.layers, n) for n in nn.layers.__all__] + [nn.distributed.SyncBatchNorm,
+                                                                   nn.distributed.DataParallel]
+    missing = sorted({c.__name__ for c in layers if isinstance(c, type) and issubclass(c, nn.Layer)
+                      and c not in _CONVERTERS} - NOT_EXPORTABLE)
+    assert not missing, f"no ONNX converter for {missing}: add one in anyxp_nn/export/"
+
+
 def test_every_model_builder_has_an_input_shape():
     assert sorted(MODEL_INPUTS) == sorted(models.__all__), (
         "a builder of anyxp_nn.models has no row in MODEL_INPUTS: add its arguments and input shape")
