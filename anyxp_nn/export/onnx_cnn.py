@@ -2,8 +2,8 @@
 
 | layer | ONNX |
 |---|---|
-| Conv2D | Conv with explicit pads (ph, pw, ph + eh, pw + ew): padding="same" with an even kernel pads one more at the end |
-| ConvTranspose2D | ConvTranspose with the same attributes plus output_padding (weight (C_in, C_out/g, kh, kw) as ONNX's) |
+| Conv2D | Conv, pads (ph, pw, ph + eh, pw + ew): "same" with an even kernel pads one more at the end |
+| ConvTranspose2D | ConvTranspose, the same attributes and output_padding; weight (C_in, C_out/g, kh, kw) |
 | MaxPool2D | MaxPool (the padding never wins, as the library's -inf padding) |
 | AvgPool2D | AveragePool with count_include_pad=1 (zero padding counts, as the library) |
 | GlobalAvgPool2D, GlobalMaxPool2D | GlobalAveragePool / GlobalMaxPool, then Flatten to (N, C) |
@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import AvgPool2D, Conv2D, ConvTranspose2D, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Upsample2D
+from ..layers import (AvgPool2D, Conv2D, ConvTranspose2D, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D,
+                      Upsample2D)
 from .onnx_graph import OnnxGraph, register_onnx_converter
 
 __all__: list[str] = []  # converters register themselves; nothing to import from here
