@@ -10,4 +10,6 @@ SECTIONS = [
     ("Vanishing and Exploding Gradients", "gradients"),
     ("Convolutional Neural Networks", "cnn"),
     ("Deep Learning Optimization", "deep"),
+    ("Depth: Initialisation, Degradation and Residual Connections", "depth"),
+    ("Generalization, Inductive Bias and Representations", "generalization"),
 ]
