@@ -20,8 +20,10 @@ import importlib
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -62,11 +64,7 @@ class Backend:
         self.device = device
         self.version = version
         self.label = label
-        #: How many host threads can usefully run elementwise work at once: NumPy's
-        #: ufuncs (also behind array_api_strict) run on one core and release the GIL,
-        #: so large in-place updates split over the cores; PyTorch has its own
-        #: intra-op threads and CuPy runs on the GPU, so they get 1.
-        self.elementwise_threads = (os.cpu_count() or 1) if name in ("numpy", "array_api_strict") else 1
+        self._elementwise_threads: "int | None" = None
         #: Working-set size (bytes) for cache-blocked loops on a CPU (e.g. Conv2D's im2col
         #: in batch chunks that stay in cache); None on GPUs, which want one big kernel.
         self.cache_block_bytes = None if _is_gpu(name, device) else 4 << 20
@@ -76,6 +74,29 @@ class Backend:
         #: step, ~15% of its time); GPU libraries pool device memory themselves.
         self.scratch_bytes = 0 if _is_gpu(name, device) else 64 << 20
         self._scratch = threading.local()
+        #: Let :meth:`cpu_threads` shrink the BLAS / intra-op thread pool to the cores other
+        #: processes leave free (CPU backends).  False: it never touches a thread pool.
+        self.adapt_threads = not _is_gpu(name, device) and name in ("numpy", "array_api_strict", "torch")
+
+    @property
+    def elementwise_threads(self) -> int:
+        """How many host threads can usefully run elementwise work at once.
+
+        NumPy's ufuncs (also behind array_api_strict) run on one core and release the GIL, so
+        large in-place updates split over the cores, as many as other processes leave free
+        (see :meth:`cpu_threads`); PyTorch has its own intra-op threads and CuPy runs on the
+        GPU, so they get 1.  Assign an int to fix it.
+        """
+        if self._elementwise_threads is not None:
+            return self._elementwise_threads
+        if self.name not in ("numpy", "array_api_strict"):
+            return 1
+        cores = os.cpu_count() or 1
+        return max(1, min(cores, int(_core_meter.free_cores() + 0.5))) if self.adapt_threads else cores
+
+    @elementwise_threads.setter
+    def elementwise_threads(self, n: int) -> None:
+        self._elementwise_threads = n
 
     # -- identity -----------------------------------------------------------
     def __repr__(self) -> str:
@@ -176,6 +197,48 @@ class Backend:
             store.total -= store.pool.popitem(last=False)[1][1]
         return hit[0]
 
+    @contextmanager
+    def cpu_threads(self) -> Iterator[int]:
+        """Run the enclosed work with no more compute threads than there are free cores.
+
+        Why: NumPy's OpenBLAS (and PyTorch's OpenMP pool) split even small GEMMs over all
+        cores, and a worker thread spins for a while after each one.  When another process
+        keeps a core busy, every parallel call waits for the worker that shares a core with it,
+        a scheduler time slice per GEMM: a 128x64 matmul went from 0.02 ms to 14 ms, a CNN
+        step 10x slower (benchmarks/README.md).  One thread per free core avoids the wait.
+
+        What: on entry the BLAS pool (NumPy, array_api_strict: via threadpoolctl) or PyTorch's
+        intra-op pool is lowered to ``min(its current size, free cores)``, where free cores =
+        usable cores minus the CPU time other processes took in the last ~0.25 s (from
+        ``/proc/stat`` and this process's own CPU time; elsewhere nothing changes).  On exit
+        the previous sizes come back, so the user's own code outside the scope keeps its thread
+        pools (never raised above what the user set).  A no-op on GPUs and when
+        ``adapt_threads`` is False.  Costs a few microseconds; scopes nest.  The pools are
+        process-wide: do not run scopes from several Python threads at once.
+
+        Yields the number of threads in use.  The training entry points (``fit``, the
+        benchmarks) run each step in a scope via :meth:`cpu_threads_each`; hand-written loops
+        can do the same: ``for xb, yb in backend.cpu_threads_each(loader): ...``.
+        """
+        pools = _thread_pools(self.name) if self.adapt_threads else []
+        before = [get() for get, _ in pools]
+        free = max(1, int(_core_meter.free_cores() + 0.5)) if pools else 0
+        changed = [(set_, n) for (get, set_), n in zip(pools, before) if n > free]
+        for set_, _ in changed:
+            set_(free)
+        try:
+            yield min([free] + before) if pools else 0
+        finally:
+            for set_, n in changed:
+                set_(n)
+
+    def cpu_threads_each(self, items: Iterable[Any]) -> Iterator[Any]:
+        """Yield each item of ``items`` with the consumer's work on it inside :meth:`cpu_threads`
+        (re-sized per item, restored between items and at the end, also after a ``break``)."""
+        for item in items:
+            with self.cpu_threads():
+                yield item
+
     def memory_info(self) -> "dict[str, int] | None":
         """Device memory in use, for progress displays; None on CPU backends.
 
@@ -191,6 +254,72 @@ class Backend:
             return {"used_bytes": int(torch.cuda.memory_allocated(self.device)),
                     "reserved_bytes": int(torch.cuda.memory_reserved(self.device))}
         return None
+
+
+class _CoreMeter:
+    """Cores that other processes leave free, from ``/proc/stat`` deltas minus this process's CPU time.
+
+    Re-sampled at most every ``interval`` seconds; ``free_cores()`` returns the usable core
+    count where ``/proc/stat`` is missing (non-Linux) and before a first interval has passed.
+    """
+    interval = 0.25
+
+    def __init__(self) -> None:
+        self.usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.free = float(self.usable)
+        self._last: "tuple[float, tuple[int, int, int], float] | None" = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _stat() -> "tuple[int, int, int] | None":
+        """(busy jiffies, all jiffies, host cores) over all cores, or None without /proc/stat."""
+        try:
+            with open("/proc/stat") as f:
+                lines = f.read().split("\n")
+        except OSError:
+            return None
+        v = [int(t) for t in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(v) - v[3] - v[4], sum(v), sum(1 for line in lines if line[:3] == "cpu" and line[3:4].isdigit())
+
+    def free_cores(self) -> float:
+        now = time.monotonic()
+        last = self._last
+        if last is not None and now - last[0] < self.interval:
+            return self.free
+        with self._lock:
+            stat = self._stat()
+            if stat is None:
+                return self.free
+            t = os.times()
+            snap = (now, stat, t.user + t.system)  # this process, all its threads
+            if last is not None and stat[1] > last[1][1]:
+                busy = (stat[0] - last[1][0]) / (stat[1] - last[1][1]) * stat[2]  # cores busy, all processes
+                own = (snap[2] - last[2]) / (now - last[0])
+                self.free = max(0.0, min(float(self.usable), stat[2] - max(0.0, busy - own)))
+            self._last = snap
+        return self.free
+
+
+_core_meter = _CoreMeter()
+_pools: dict[str, list] = {}
+
+
+def _thread_pools(name: str) -> list[tuple[Callable[[], int], Callable[[int], None]]]:
+    """``[(get_threads, set_threads)]`` of the compute thread pools a CPU backend uses."""
+    if name not in _pools:
+        found: list = []
+        if name == "torch":
+            import torch
+            found = [(torch.get_num_threads, torch.set_num_threads)]
+        elif name in ("numpy", "array_api_strict"):
+            try:
+                from threadpoolctl import ThreadpoolController
+                libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+                found = [(lib.get_num_threads, lib.set_num_threads) for lib in libs]
+            except ImportError:  # without threadpoolctl the pools are left alone
+                found = []
+        _pools[name] = found
+    return _pools[name]
 
 
 def _is_gpu(name: str, device: Any) -> bool:

@@ -1,29 +1,44 @@
 """Checkpoints: the whole training state in one ``.npz`` file, without pickle.
 
-Layout of the file (``numpy.savez``, read back with ``allow_pickle=False``):
+Layout of the file (a zip of ``.npy`` members, as ``numpy.savez`` writes it):
 
 * ``a0, a1, ...``: every array -- model parameters and buffers, optimizer slots;
-* ``__meta__``: UTF-8 JSON as a uint8 array -- format version, which array is
-  which (key, shape, dtype), the optimizer state with array placeholders,
-  generator states (the default generator and the loader's), epoch, step,
-  history and user extras;
+* ``__meta__``: UTF-8 JSON as a uint8 array -- format version, a table of every
+  array (shape, dtype), which model key is which array, the optimizer state with
+  array placeholders, generator states (the default generator and the loader's),
+  epoch, step, history and user extras;
 * ``__checksum__``: SHA-256 over the metadata and every array's name, dtype,
   shape and bytes, as a uint8 array of the hex digest.
 
-Writes are atomic: the file is written to a temporary file in the same
-directory, flushed and fsync'ed, then ``os.replace``'d over the target, so an
-interrupted save (Ctrl-C, a crash, a full disk) leaves the previous checkpoint
-intact.  Loading verifies the checksum (a truncated or tampered file is
-refused), checks every key, shape and dtype against the model and names each
-mismatch, and writes nothing into the model or optimizer unless everything
-validates.  Arrays are host NumPy, so a run saved on one backend resumes on any other.
+Guarantees (tested in ``tests/test_reliability*.py``, summarised in docs/training.md):
+
+* **Atomic writes.**  The file is written to ``.<name>.<pid>.<random>.tmp`` in the
+  same folder, flushed, fsync'ed and ``os.replace``'d over the target, so a save
+  killed at any point (Ctrl-C, ``kill -9``, a full disk) leaves the previous
+  checkpoint intact.  Such leftovers of writers that no longer run are removed by
+  the next save to the same target.  A model holding NaN or inf is refused at save time.
+* **No pickle, bounded reads.**  Members are parsed by this module (zip headers,
+  ``.npy`` headers, JSON): object arrays, pickles and compression methods other than
+  stored/deflate are refused.  Before anything is decompressed, every member's
+  declared size is checked against the array table in the metadata, the model's
+  shapes and ``max_bytes``; a member cannot decompress past its declared size.
+* **All or nothing.**  ``load`` checks the checksum, every key, shape, dtype and
+  value of the model, the optimizer state, the loader and generator states and the
+  history before it changes anything; then the new state is installed with Ctrl-C
+  held back.  A failed load changes nothing.
+* **Readable errors.**  Everything wrong with a file raises :class:`CheckpointError`
+  (a ValueError) naming the file and the problem.
+
+Arrays are host NumPy, so a run saved on one backend resumes on any other.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import math
 import os
-import tempfile
+import re
 import time
 import zipfile
 import zlib
@@ -33,26 +48,55 @@ from typing import Any
 import numpy as np
 
 from . import random as _random
+from ._atomic import atomic_write, deferred_interrupts
 
-__all__ = ["save", "load", "CheckpointError"]
+__all__ = ["save", "load", "read_info", "CheckpointError", "CheckpointNotFoundError"]
 
 FORMAT = "anyxp_nn.checkpoint"
-VERSION = 1
-_RESERVED = ("epoch", "step", "history", "loader")
+VERSION = 2               # 2 added the array table; version 1 files still load
+_META_MAX_BYTES = 1 << 28     # 256 MiB of JSON metadata (a long per-step history is a few MiB)
+_NPY_HEADER_MAX = 1 << 16     # a .npy header (magic + length + dict) is at most this long
+_DTYPES = {np.dtype(t).str for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                                     "uint64", "float16", "float32", "float64", "complex64", "complex128")}
+_MEMBER = re.compile(r"(a\d+|__meta__|__checksum__)\.npy")
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not match the model/optimizer."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint at the given path (both a CheckpointError and a FileNotFoundError)."""
+
+
+# -- paths -------------------------------------------------------------------------
+def _check_path(path: Any, fn: str) -> Path:
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{fn}: `path` must be a str or os.PathLike, got {type(path).__name__}")
+    if str(path).strip() == "":
+        raise CheckpointError(f"{fn}: `path` is empty; pass a file name such as 'model.npz'")
+    p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"{fn}: `path` {str(p)!r} is a directory; pass a file name inside it")
+    return p
+
+
 # -- saving ------------------------------------------------------------------------
+def _host_array(obj: Any) -> np.ndarray:
+    from .backend import to_numpy
+    return np.asarray(to_numpy(obj), order="C")  # keeps 0-d arrays 0-d (ascontiguousarray would not)
+
+
+def _is_array(obj: Any) -> bool:
+    return isinstance(obj, np.ndarray) or (hasattr(obj, "shape") and hasattr(obj, "dtype")
+                                           and not isinstance(obj, np.generic))
+
+
 def _flatten(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     """JSON-able copy of ``obj`` with every array replaced by ``{"__array__": name}``."""
-    if isinstance(obj, np.ndarray) or (hasattr(obj, "shape") and hasattr(obj, "dtype")
-                                       and not isinstance(obj, np.generic)):
-        from .backend import to_numpy
+    if _is_array(obj):
         name = f"a{len(arrays)}"
-        arrays[name] = np.ascontiguousarray(to_numpy(obj))
+        arrays[name] = _host_array(obj)
         return {"__array__": name}
     if isinstance(obj, dict):
         return {"__dict__": [[_key(k, where), _flatten(v, arrays, f"{where}.{k}")] for k, v in obj.items()]}
@@ -70,16 +114,6 @@ def _key(k: Any, where: str) -> Any:
     if isinstance(k, (str, int)) and not isinstance(k, bool):
         return k
     raise TypeError(f"save: {where} has a key of type {type(k).__name__}; only str and int keys are stored")
-
-
-def _unflatten(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if isinstance(obj, dict):
-        if "__array__" in obj:
-            return arrays[obj["__array__"]]
-        return {k: _unflatten(v, arrays) for k, v in obj["__dict__"]}
-    if isinstance(obj, list):
-        return [_unflatten(v, arrays) for v in obj]
-    return obj
 
 
 def _digest(meta: bytes, arrays: dict[str, np.ndarray]) -> bytes:
@@ -101,21 +135,27 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
     Args:
         path: target file (written as given; ``.npz`` is a good suffix).
         model: a Layer; its ``state_dict()`` (parameters and buffers) is stored.
+            A model holding NaN or inf is refused (:class:`CheckpointError`).
         optimizer: optional; its ``state_dict()`` (slots, step count = schedule position).
         extra: JSON values stored as metadata; these names are understood:
             ``epoch``, ``step`` (ints), ``history`` (a :class:`History`), ``loader``
             (a DataLoader: its generator state and epoch counter).
-            The default generator's state is always stored.
+            The calling thread's default generator state is always stored.
 
     Returns the path.
     """
-    path = Path(path)
+    path = _check_path(path, "save")
     arrays: dict[str, np.ndarray] = {}
-    model_entries = []
+    model_entries, bad = [], []
     for key, value in model.state_dict().items():
         name = f"a{len(arrays)}"
-        arrays[name] = np.ascontiguousarray(value)
-        model_entries.append([key, name, list(value.shape), value.dtype.str])
+        arrays[name] = a = _host_array(value)
+        model_entries.append([key, name, list(a.shape), a.dtype.str])
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            bad.append(key)
+    if bad:
+        raise CheckpointError(f"save: the model holds NaN or inf in {_few(bad)}; refusing to write a "
+                              f"checkpoint that load() would refuse (the previous file at {str(path)!r} is kept)")
     opt_meta = None
     if optimizer is not None:
         if not hasattr(optimizer, "state_dict"):
@@ -125,27 +165,30 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
     history = extra.pop("history", None)
     loader = extra.pop("loader", None)
     epoch, step = extra.pop("epoch", None), extra.pop("step", None)
+    for name, v in (("epoch", epoch), ("step", step)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
+            raise TypeError(f"save: `{name}` must be an int >= 0 or None, got {v!r}")
     user = _flatten(extra, {}, "extra")  # JSON values only: arrays are refused below
     if _has_array(user):
         raise TypeError("save: extra values must be JSON values (numbers, strings, lists, dicts), not arrays")
     meta = {
         "format": FORMAT, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "backend": getattr(getattr(model, "backend", None), "label", None),
+        "arrays": {name: [list(a.shape), a.dtype.str] for name, a in arrays.items()},
         "model": {"class": type(model).__name__, "entries": model_entries},
         "optimizer": opt_meta,
         "rng": {"default": _random.default_generator.get_state(),
                 "loader": loader.rng.get_state() if loader is not None else None},
-        "loader": {"epoch": loader.epoch} if loader is not None else None,
-        "epoch": epoch, "step": step,
+        "loader": {"epoch": int(loader.epoch)} if loader is not None else None,
+        "epoch": None if epoch is None else int(epoch), "step": None if step is None else int(step),
         "history": history.to_dict() if history is not None else None,
         "extra": user,
     }
     meta_bytes = _json_bytes(meta)
-    digest = _digest(meta_bytes, arrays)
     payload = dict(arrays)
     payload["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
-    payload["__checksum__"] = np.frombuffer(digest, dtype=np.uint8)
-    _atomic_savez(path, payload)
+    payload["__checksum__"] = np.frombuffer(_digest(meta_bytes, arrays), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload))
     return path
 
 
@@ -157,63 +200,159 @@ def _has_array(obj: Any) -> bool:
     return False
 
 
-def _atomic_savez(path: Path, payload: dict[str, np.ndarray]) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+# -- reading -----------------------------------------------------------------------
+def _parse_npy(raw: bytes, where: str) -> np.ndarray:
+    """A ``.npy`` member's array, parsed without pickle and without trusting its header."""
+    if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
+        raise CheckpointError(f"{where} is not a .npy array")
+    major = raw[6]
+    if major == 1:
+        hlen, start = int.from_bytes(raw[8:10], "little"), 10
+    elif major in (2, 3):
+        hlen, start = int.from_bytes(raw[8:12], "little"), 12
+    else:
+        raise CheckpointError(f"{where} has an unknown .npy version {major}")
+    if start + hlen > min(len(raw), _NPY_HEADER_MAX):
+        raise CheckpointError(f"{where} has a damaged .npy header")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (best effort; not possible on every OS)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+        header = ast.literal_eval(raw[start:start + hlen].decode("latin1"))
+        descr, fortran, shape = header["descr"], header["fortran_order"], tuple(header["shape"])
+        dtype = np.dtype(descr) if isinstance(descr, str) else None
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError) as e:
+        raise CheckpointError(f"{where} has a damaged .npy header ({type(e).__name__})") from None
+    if dtype is None or dtype.str not in _DTYPES or fortran is not False:
+        raise CheckpointError(f"{where} has dtype {descr!r} (fortran_order={fortran!r}); checkpoints hold "
+                              "only C-ordered bool, integer, floating and complex arrays")
+    if not all(isinstance(s, int) and s >= 0 for s in shape):
+        raise CheckpointError(f"{where} has an invalid shape {shape!r}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    body = raw[start + hlen:]
+    if len(body) != nbytes:
+        raise CheckpointError(f"{where} holds {len(body)} bytes, its header says {nbytes}")
+    return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
 
 
-# -- loading -----------------------------------------------------------------------
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _read(path: Path, max_bytes: int, precheck: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Metadata and arrays of a checkpoint, every size checked before anything is decompressed.
+
+    ``precheck(meta, table)`` runs after the metadata is read and before any array is.
+    """
     if not path.exists():
-        raise FileNotFoundError(f"load: no checkpoint at {str(path)!r}")
+        raise CheckpointNotFoundError(f"load: no checkpoint at {str(path)!r}")
+    where = f"load: {str(path)!r}"
     try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {name: f[name] for name in f.files}
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError) as e:
-        raise CheckpointError(f"load: {str(path)!r} is truncated or corrupted and cannot be read "
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names) or not all(_MEMBER.fullmatch(n) for n in names):
+                raise CheckpointError(f"{where} is not an anyxp_nn checkpoint (members {_few(names)})")
+            if "__meta__.npy" not in names or "__checksum__.npy" not in names:
+                raise CheckpointError(f"{where} is not an anyxp_nn checkpoint (no __meta__/__checksum__ entry)")
+            for i in infos:
+                if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise CheckpointError(f"{where} member {i.filename!r} uses zip compression method "
+                                          f"{i.compress_type}; checkpoints are stored or deflated (damaged file?)")
+            declared = {i.filename: i.file_size for i in infos}
+            total = sum(declared.values())
+            if total > max_bytes:
+                raise CheckpointError(f"{where} declares {total} bytes of arrays, more than max_bytes="
+                                      f"{max_bytes}; pass a larger max_bytes to load() if the file is trusted")
+            if declared["__meta__.npy"] > _META_MAX_BYTES or declared["__checksum__.npy"] > 1024:
+                raise CheckpointError(f"{where} has an oversized __meta__ or __checksum__ member")
+            meta_bytes = _parse_npy(zf.read("__meta__.npy"), f"{where} member '__meta__'").tobytes()
+            meta = _parse_meta(meta_bytes, where)
+            table = _array_table(meta, where, [n[:-4] for n in names if n.startswith("a")])
+            for name, (shape, dtype) in table.items():
+                size = declared[name + ".npy"]
+                nbytes = math.prod(shape) * dtype.itemsize
+                if not nbytes <= size <= nbytes + _NPY_HEADER_MAX:
+                    raise CheckpointError(f"{where} member {name!r} declares {size} bytes, but the metadata "
+                                          f"says {shape} {dtype} ({nbytes} bytes); refusing to decompress it")
+            if precheck is not None and table:
+                precheck(meta, table)
+            stored = _parse_npy(zf.read("__checksum__.npy"), f"{where} member '__checksum__'").tobytes()
+            arrays = {}
+            for name in sorted(n[:-4] for n in names if n.startswith("a")):
+                a = _parse_npy(zf.read(name + ".npy"), f"{where} member {name!r}")
+                if table and (a.shape, a.dtype) != table[name]:
+                    raise CheckpointError(f"{where} member {name!r} is {a.shape} {a.dtype}, the metadata "
+                                          f"says {table[name][0]} {table[name][1]}")
+                arrays[name] = a
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, NotImplementedError,
+            ValueError, KeyError, RuntimeError, MemoryError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{where} is truncated or corrupted and cannot be read "
                               f"({type(e).__name__}: {e})") from None
-    if "__meta__" not in data or "__checksum__" not in data:
-        raise CheckpointError(f"load: {str(path)!r} is not an anyxp_nn checkpoint (no __meta__/__checksum__ entry)")
-    meta_bytes = data.pop("__meta__").tobytes()
-    stored = data.pop("__checksum__").tobytes()
-    if _digest(meta_bytes, data) != stored:
-        raise CheckpointError(f"load: checksum mismatch in {str(path)!r}: the file was modified or damaged "
+    if _digest(meta_bytes, arrays) != stored:
+        raise CheckpointError(f"{where}: checksum mismatch in the file: it was modified or damaged "
                               "after it was written; refusing to load it")
-    meta = json.loads(meta_bytes.decode("utf-8"))
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"load: {str(path)!r} is not an anyxp_nn checkpoint (format {meta.get('format')!r})")
-    if meta.get("version", 0) > VERSION:
-        raise CheckpointError(f"load: {str(path)!r} has format version {meta['version']}, this anyxp_nn reads "
-                              f"up to {VERSION}; upgrade anyxp_nn")
-    return meta, data
+    return meta, arrays
 
 
-def _match_model(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray],
-                 model: Any) -> dict[str, np.ndarray]:
-    """The model's state from the file, after checking every key, shape, dtype and value."""
+def _parse_meta(meta_bytes: bytes, where: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(meta_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{where} has unreadable metadata ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{where} is not an anyxp_nn checkpoint (format {fmt!r})")
+    version = meta.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{where} has an invalid format version {version!r}")
+    if version > VERSION:
+        raise CheckpointError(f"{where} has format version {version}, this anyxp_nn reads up to "
+                              f"{VERSION}; upgrade anyxp_nn")
+    return meta
+
+
+def _array_table(meta: dict[str, Any], where: str, members: list[str]) -> dict[str, tuple]:
+    """``{name: (shape, dtype)}`` from the metadata (version >= 2; empty for version 1 files)."""
+    if meta["version"] < 2:
+        return {}
+    table = meta.get("arrays")
+    if not isinstance(table, dict) or sorted(table) != sorted(members):
+        raise CheckpointError(f"{where}: the metadata's array table does not list exactly the file's arrays")
+    out = {}
+    for name, entry in table.items():
+        ok = (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
+              and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in entry[0])
+              and entry[1] in _DTYPES)
+        if not ok:
+            raise CheckpointError(f"{where}: the metadata describes array {name!r} as {str(entry)[:80]}")
+        out[name] = (tuple(entry[0]), np.dtype(entry[1]))
+    return out
+
+
+# -- staging: everything checked, nothing written ------------------------------------
+def _unflatten(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    if isinstance(obj, dict):
+        if "__array__" in obj:
+            if obj["__array__"] not in arrays:
+                raise CheckpointError(f"{where}: the metadata refers to array {obj['__array__']!r}, which the "
+                                      "file does not hold")
+            return arrays[obj["__array__"]]
+        pairs = obj.get("__dict__")
+        if not isinstance(pairs, list) or not all(isinstance(kv, list) and len(kv) == 2 for kv in pairs):
+            raise CheckpointError(f"{where}: malformed metadata (a dict entry {str(obj)[:60]})")
+        return {k: _unflatten(v, arrays, where) for k, v in pairs}
+    if isinstance(obj, list):
+        return [_unflatten(v, arrays, where) for v in obj]
+    return obj
+
+
+def _match_model(where: str, meta: dict[str, Any], described: dict[str, tuple], model: Any,
+                 arrays: "dict[str, np.ndarray] | None" = None) -> dict[str, Any]:
+    """Check every model key, shape and dtype (``described``: array name -> (shape, dtype)),
+    and with ``arrays`` every value; returns the model's state from the file (key -> array name,
+    or key -> array when ``arrays`` is given)."""
     current = model.state_dict()
-    saved = {key: (name, tuple(shape), np.dtype(dt)) for key, name, shape, dt in meta["model"]["entries"]}
+    entries = (meta.get("model") or {}).get("entries") if isinstance(meta.get("model"), dict) else None
+    if not isinstance(entries, list) or not all(
+            isinstance(e, list) and len(e) == 4 and isinstance(e[0], str) and e[1] in described for e in entries):
+        raise CheckpointError(f"{where}: malformed model entries in the metadata")
+    saved = {key: name for key, name, _, _ in entries}
     problems = []
     missing = [k for k in current if k not in saved]
     unexpected = [k for k in saved if k not in current]
@@ -221,76 +360,164 @@ def _match_model(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]
         problems.append(f"missing keys {_few(missing)}")
     if unexpected:
         problems.append(f"unexpected keys {_few(unexpected)}")
-    for key, (name, shape, dt) in saved.items():
+    for key, name in saved.items():
         if key not in current:
             continue
-        cur = current[key]
-        if shape != tuple(cur.shape):
-            problems.append(f"{key!r} has shape {shape} in the file, {tuple(cur.shape)} in the model")
-        if dt != cur.dtype:
-            problems.append(f"{key!r} has dtype {dt} in the file, {cur.dtype} in the model")
-        a = arrays[name]
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
+        cur, (shape, dtype) = current[key], described[name]
+        if tuple(shape) != tuple(cur.shape):
+            problems.append(f"{key!r} has shape {tuple(shape)} in the file, {tuple(cur.shape)} in the model")
+        if dtype != cur.dtype:
+            problems.append(f"{key!r} has dtype {dtype} in the file, {cur.dtype} in the model")
+        if arrays is not None and dtype.kind in "fc" and not np.isfinite(arrays[name]).all():
             problems.append(f"{key!r} holds non-finite values")
     if problems:
-        raise CheckpointError(f"load: {str(path)!r} does not match the model (saved from a "
-                              f"{meta['model']['class']}, loading into a {type(model).__name__}): "
-                              + "; ".join(problems))
-    return {key: arrays[name] for key, (name, _, _) in saved.items()}
+        saved_from = meta["model"].get("class")
+        raise CheckpointError(f"{where} does not match the model (saved from a {saved_from}, loading into a "
+                              f"{type(model).__name__}): " + "; ".join(problems))
+    return {key: (arrays[name] if arrays is not None else name) for key, name in saved.items()}
+
+
+def _checked_rng_state(state: Any, where: str, what: str) -> dict[str, Any]:
+    """``state`` if a generator accepts it (tried on a scratch generator)."""
+    try:
+        _random.Generator(0).set_state(state)
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise CheckpointError(f"{where} holds an invalid {what} generator state ({type(e).__name__}: "
+                              f"{str(e)[:100]})") from None
+    return state
+
+
+def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], model: Any, optimizer: Any,
+           loader: Any, restore_rng: bool) -> dict[str, Any]:
+    """Every part of the new state, validated; nothing is written."""
+    from .training.history import History
+    described = {name: (a.shape, a.dtype) for name, a in arrays.items()}
+    staged: dict[str, Any] = {"model": _match_model(where, meta, described, model, arrays)}
+    if optimizer is not None:
+        opt = meta.get("optimizer")
+        if opt is None:
+            raise CheckpointError(f"{where} holds no optimizer state (saved with optimizer=None)")
+        if not isinstance(opt, dict) or opt.get("class") != type(optimizer).__name__:
+            cls = opt.get("class") if isinstance(opt, dict) else opt
+            raise CheckpointError(f"{where} holds a {cls} optimizer state, expected {type(optimizer).__name__}")
+        try:
+            staged["optimizer"] = optimizer.stage_state_dict(_unflatten(opt.get("state"), arrays, where))
+        except CheckpointError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+            raise CheckpointError(f"{where}: the optimizer state does not fit: {e}") from None
+    rng = meta.get("rng") or {}
+    if not isinstance(rng, dict):
+        raise CheckpointError(f"{where}: malformed generator states in the metadata")
+    if restore_rng and rng.get("default") is not None:
+        staged["rng"] = _checked_rng_state(rng["default"], where, "default")
+    if loader is not None:
+        if rng.get("loader") is None:
+            raise CheckpointError(f"{where} holds no data loader state (saved without loader=)")
+        epoch = (meta.get("loader") or {}).get("epoch") if isinstance(meta.get("loader"), dict) else None
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise CheckpointError(f"{where}: the loader's epoch must be an int >= 0, got {epoch!r}")
+        staged["loader"] = (_checked_rng_state(rng["loader"], where, "loader"), epoch)
+    for key in ("epoch", "step"):
+        v = meta.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise CheckpointError(f"{where}: `{key}` must be an int >= 0 or null, got {v!r}")
+    hist = meta.get("history")
+    if hist is not None:
+        if not (isinstance(hist, dict) and all(isinstance(hist.get(k), dict) and all(
+                isinstance(c, list) for c in hist[k].values()) for k in ("steps", "epochs"))):
+            raise CheckpointError(f"{where}: malformed history in the metadata")
+        try:
+            staged["history"] = History.from_dict(hist)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise CheckpointError(f"{where}: malformed history in the metadata ({e})") from None
+    extra = _unflatten(meta.get("extra") or {"__dict__": []}, {}, where)
+    if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
+        raise CheckpointError(f"{where}: malformed extra values in the metadata")
+    staged["extra"] = extra
+    return staged
 
 
 def _few(keys: list[str], n: int = 12) -> str:
     return str(keys) if len(keys) <= n else f"{keys[:n]} (+{len(keys) - n} more)"
 
 
+def read_info(path: "str | os.PathLike") -> dict[str, Any]:
+    """What a checkpoint holds, from its metadata alone (no arrays are read, nothing is verified
+    beyond the metadata's own form; :func:`load` verifies everything):
+    ``{"epoch", "step", "backend", "created", "model", "optimizer", "version", "extra"}``
+    (``extra``: what ``save(..., **extra)`` recorded, in the metadata's JSON form)."""
+    path = _check_path(path, "read_info")
+    if not path.exists():
+        raise CheckpointNotFoundError(f"read_info: no checkpoint at {str(path)!r}")
+    where = f"read_info: {str(path)!r}"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("__meta__.npy")
+            if info.file_size > _META_MAX_BYTES or info.compress_type not in (zipfile.ZIP_STORED,
+                                                                             zipfile.ZIP_DEFLATED):
+                raise CheckpointError(f"{where} has an oversized or damaged __meta__ member")
+            meta = _parse_meta(_parse_npy(zf.read(info), f"{where} member '__meta__'").tobytes(), where)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{where} is truncated or corrupted and cannot be read "
+                              f"({type(e).__name__}: {e})") from None
+    model, opt = meta.get("model"), meta.get("optimizer")
+    return {"epoch": meta.get("epoch"), "step": meta.get("step"), "backend": meta.get("backend"),
+            "created": meta.get("created"), "version": meta.get("version"),
+            "model": model.get("class") if isinstance(model, dict) else None,
+            "optimizer": opt.get("class") if isinstance(opt, dict) else None, "extra": meta.get("extra")}
+
+
 def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader: Any = None,
-         restore_rng: bool = True) -> dict[str, Any]:
+         restore_rng: bool = False, max_bytes: "int | None" = None) -> dict[str, Any]:
     """Restore a :func:`save`'d state into ``model`` (and ``optimizer``, ``loader``).
 
-    Everything is validated first (checksum, keys, shapes, dtypes, finiteness, the
-    optimizer's state); if anything does not match, a :class:`CheckpointError`
-    (a ValueError) names every mismatch and nothing is changed.  Arrays land on the
-    model's current backend, whichever backend wrote the file.
+    Args:
+        path: the checkpoint file.
+        model: receives the parameters and buffers (on its current backend and dtype).
+        optimizer: receives slots, counters and the step count (schedule position).
+        loader: a DataLoader; receives its generator state and epoch counter.
+        restore_rng: also set the calling thread's default generator to its saved state
+            (off by default, so loading weights for inference changes no later draw;
+            ``fit(resume=...)`` turns it on to replay a run exactly).
+        max_bytes: refuse files whose members declare more uncompressed bytes in total
+            (default: 8 times the model's state plus 64 MiB, enough for any optimizer
+            here and a long history; a crafted "zip bomb" is refused before decompression).
+
+    Everything is validated first (sizes, checksum, keys, shapes, dtypes, finiteness,
+    the optimizer, loader and generator states, the history); if anything does not
+    match, a :class:`CheckpointError` (a ValueError) names the problem and nothing is
+    changed.  Then the new state is installed with Ctrl-C held back.
 
     Returns the metadata: ``{"epoch", "step", "history" (a History or None),
     "backend" (where it was saved), **extra}``.
     """
-    from .training.history import History
-    path = Path(path)
-    meta, arrays = _read(path)
-    model_state = _match_model(path, meta, arrays, model)
-    opt_state = None
-    if optimizer is not None:
-        if meta.get("optimizer") is None:
-            raise CheckpointError(f"load: {str(path)!r} holds no optimizer state (saved with optimizer=None)")
-        if meta["optimizer"]["class"] != type(optimizer).__name__:
-            raise CheckpointError(f"load: {str(path)!r} holds a {meta['optimizer']['class']} optimizer state, "
-                                  f"expected {type(optimizer).__name__}")
-        opt_state = _unflatten(meta["optimizer"]["state"], arrays)
-    rng_state = meta.get("rng") or {}
-    if loader is not None and restore_rng and rng_state.get("loader") is None:
-        raise CheckpointError(f"load: {str(path)!r} holds no data loader state (saved without loader=)")
-    history = History.from_dict(meta["history"]) if meta.get("history") is not None else None
-
-    # Everything validated; the optimizer checks its own state before writing anything.
-    before = optimizer.state_dict() if optimizer is not None else None
-    if optimizer is not None:
-        try:
-            optimizer.load_state_dict(opt_state)
-        except (ValueError, TypeError, KeyError) as e:
-            raise CheckpointError(f"load: the optimizer state in {str(path)!r} does not fit: {e}") from None
+    path = _check_path(path, "load")
+    if max_bytes is None:
+        max_bytes = 8 * sum(a.nbytes for a in model.state_dict().values()) + (1 << 26)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"load: `max_bytes` must be a positive int or None, got {max_bytes!r}")
+    where = f"load: {str(path)!r}"
+    meta, arrays = _read(path, max_bytes, lambda meta, table: _match_model(where, meta, table, model))
     try:
-        model.load_state_dict(model_state)
-    except BaseException:
-        if optimizer is not None:
-            optimizer.load_state_dict(before)
+        staged = _stage(where, meta, arrays, model, optimizer, loader, restore_rng)
+    except CheckpointError:
         raise
-    if restore_rng:
-        if rng_state.get("default") is not None:
-            _random.default_generator.set_state(rng_state["default"])
-        if loader is not None:
-            loader.rng.set_state(rng_state["loader"])
-            loader.epoch = int((meta.get("loader") or {}).get("epoch", 0))
-    extra = _unflatten(meta.get("extra") or {"__dict__": []}, {})
-    return {"epoch": meta.get("epoch"), "step": meta.get("step"), "history": history,
-            "backend": meta.get("backend"), **extra}
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
+        raise CheckpointError(f"{where} has malformed metadata ({type(e).__name__}: {str(e)[:120]})") from None
+    with deferred_interrupts():
+        try:  # validates again and stages before writing: a failure here leaves the model as it was
+            model.load_state_dict(staged["model"])
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{where} does not fit the model: {e}") from None
+        if "optimizer" in staged:
+            optimizer.commit_state(staged["optimizer"])
+        if "rng" in staged:
+            _random.default_generator.set_state(staged["rng"])
+        if "loader" in staged:
+            loader.rng.set_state(staged["loader"][0])
+            loader.epoch = staged["loader"][1]
+    return {"epoch": meta.get("epoch"), "step": meta.get("step"), "history": staged.get("history"),
+            "backend": meta.get("backend"), **staged["extra"]}

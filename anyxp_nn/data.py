@@ -61,6 +61,11 @@ class DataLoader:
         labels: y holds class ids (checked to be integers, and < ``num_classes`` if given).
         num_classes: optional number of classes; labels outside ``[0, num_classes)`` raise.
         dtype: dtype of the x batches.
+        shard: ``(rank, size)`` for data-parallel training: this loader takes positions
+            rank, rank + size, ... of each epoch's order (the same seed on every rank gives
+            the same order), after padding the order to a multiple of ``size`` by repeating
+            its start (torch's ``DistributedSampler``), so every rank has ceil(N / size)
+            samples and the same number of batches.
     """
 
     def __init__(self, x: Any, y: Any, batch_size: int = 64, shuffle: bool = True,
@@ -68,8 +73,9 @@ class DataLoader:
                  backend: "str | Backend | None" = None, rng: "Generator | int | None" = None, *,
                  on_device: "str | bool" = "auto", prefetch: bool = False, labels: bool = True,
                  num_classes: "int | None" = None, dtype: Any = "float32",
-                 device_budget_bytes: int = 512 * 2**20):
+                 device_budget_bytes: int = 512 * 2**20, shard: "tuple[int, int] | None" = None):
         x, y = _host(x, "x"), _host(y, "y")
+        self.shard = _check_shard(shard)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: `batch_size` must be a positive int, got {batch_size!r}")
         if x.ndim < 1 or y.ndim < 1:
@@ -79,6 +85,10 @@ class DataLoader:
                              "they must have the same length")
         if len(x) == 0:
             raise ValueError("DataLoader: the dataset is empty (0 samples)")
+        for flag, value in (("shuffle", shuffle), ("drop_last", drop_last), ("prefetch", prefetch),
+                            ("labels", labels)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"DataLoader: `{flag}` must be True or False, got {value!r}")
         if x.dtype.kind not in "fiub":
             raise TypeError(f"DataLoader: x must be numeric, got dtype {x.dtype}")
         if x.dtype.kind == "f":
@@ -94,6 +104,8 @@ class DataLoader:
             if y.ndim != 1:
                 raise ValueError(f"DataLoader: labels y must be 1-D (N,), got shape {y.shape}")
             lo, hi = int(y.min()), int(y.max())
+            if hi > np.iinfo(np.int64).max:
+                raise ValueError(f"DataLoader: labels must fit in int64 (class ids), got a maximum of {hi}")
             if lo < 0 or (num_classes is not None and hi >= num_classes):
                 top = f"{num_classes}" if num_classes is not None else "num_classes"
                 raise ValueError(f"DataLoader: labels must be in [0, {top}), got values in [{lo}, {hi}]")
@@ -103,7 +115,7 @@ class DataLoader:
                 raise TypeError(f"DataLoader: y must be numeric, got dtype {y.dtype}")
             if y.dtype.kind == "f" and not np.isfinite(y).all():
                 raise ValueError("DataLoader: y contains non-finite values (NaN or inf)")
-            y = y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y
+            y = _cast(y, np.dtype(np.float32), "y") if y.dtype.kind == "f" else y
         if on_device not in ("auto", True, False):
             raise ValueError(f"DataLoader: `on_device` must be 'auto', True or False, got {on_device!r}")
         if augment is not None and not callable(augment):
@@ -116,8 +128,8 @@ class DataLoader:
         self.augment, self.prefetch = augment, prefetch
         self.labels, self.num_classes = labels, num_classes
         self.dtype = self.backend.dtype(dtype)
-        self.x = x.astype(_host_dtype(self.dtype), copy=False)
-        self.y = y
+        self.x = _cast(x, _host_dtype(self.dtype), "x")
+        self.y = _cast(y, y.dtype, "y") if y.dtype.kind == "f" else y
         self.epoch = 0
         if on_device == "auto":
             on_device = self.x.nbytes + self.y.nbytes <= device_budget_bytes
@@ -134,6 +146,8 @@ class DataLoader:
 
     def __len__(self) -> int:
         n, b = len(self.x), self.batch_size
+        if self.shard is not None:
+            n = -(-n // self.shard[1])  # samples per rank
         return n // b if self.drop_last else -(-n // b)
 
     def __repr__(self) -> str:
@@ -143,7 +157,12 @@ class DataLoader:
     # -- iteration ---------------------------------------------------------------
     def _order(self) -> np.ndarray:
         n = len(self.x)
-        return self.rng.permutation(n) if self.shuffle else np.arange(n)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.shard is None:
+            return order
+        rank, size = self.shard
+        padded = np.resize(order, -(-n // size) * size)  # repeats the start: DistributedSampler's padding
+        return padded[rank::size]
 
     def _slices(self, n: int) -> list[tuple[int, int]]:
         b = self.batch_size
@@ -167,9 +186,9 @@ class DataLoader:
 
     def _device_batches(self, order: np.ndarray, spans: list) -> Iterator[tuple[Any, Any]]:
         xp, b = self.backend.xp, self.backend
-        if not self.shuffle:
+        if not self.shuffle and self.shard is None:
             for i, j in spans:
-                yield self._xd[i:j, ...], self._yd[i:j]
+                yield self._xd[i:j, ...], self._yd[i:j, ...]  # y may be (N, k) float targets
             return
         perm = b.asarray(order.astype(np.int64))  # one (N,) transfer per epoch
         for i, j in spans:
@@ -192,6 +211,37 @@ class DataLoader:
             raise ValueError(f"DataLoader.load_state_dict: expected a dict with 'epoch' and 'rng', got {state!r:.80}")
         self.rng.set_state(state["rng"])
         self.epoch = int(state.get("epoch", 0))
+
+
+def _cast(a: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    """``a`` as ``dtype``, refusing values the dtype cannot hold (1e39 -> inf in float32, 300 -> 44 in uint8)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by name
+        out = a.astype(dtype, copy=False)
+    if out is a or a.size == 0:
+        return out
+    if dtype.kind == "f":
+        ok = bool(np.isfinite(out).all())
+        top = np.finfo(dtype).max
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        ok, top = bool(a.min() >= info.min and a.max() <= info.max), info.max
+    else:
+        ok, top = True, None
+    if not ok:
+        big = float(np.max(np.abs(a.astype(np.float64)))) if a.dtype.kind in "fiu" else None
+        raise ValueError(f"DataLoader: `{what}` holds values up to {big:.4g} in magnitude, which overflow "
+                         f"{dtype} (largest {top:.4g}); rescale the data or pass dtype='float64'")
+    return out
+
+
+def _check_shard(shard: Any) -> "tuple[int, int] | None":
+    if shard is None:
+        return None
+    ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+    if not ok or not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"DataLoader: `shard` must be (rank, size) with 0 <= rank < size, got {shard!r}")
+    return int(shard[0]), int(shard[1])
 
 
 def _host_dtype(dtype: Any) -> np.dtype:

@@ -43,24 +43,32 @@ def one_hot(labels: Any, num_classes: int, dtype: Any) -> Any:
     return xp.astype(labels[:, None] == classes[None, :], dtype)
 
 
+def _tolerance(xp: Any, dtype: Any) -> float:
+    """How far a float row sum may stray from 1: 10 * sqrt(machine epsilon)."""
+    return 10.0 * float(xp.finfo(dtype).eps) ** 0.5
+
+
 def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0,
                           check_labels: bool = True) -> tuple[Any, Any]:
     """Mean cross-entropy of softmax(logits) against class ids or soft targets.
 
     Args:
-        logits: (N, C) real floating.
-        labels: (N,) integer class ids in [0, C), or (N, C) soft targets (e.g. from MixUp)
-            whose rows sum to 1.
+        logits: (N, C) real floating, N >= 1.
+        labels: (N,) integer class ids in [0, C), or (N, C) soft targets (e.g. from MixUp):
+            non-negative, each row summing to 1.
         label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C
             (Szegedy et al., 2016), as ``torch.nn.functional.cross_entropy``.
-        check_labels: verify class ids are in range (one host sync; pass False in hot loops
-            on a GPU once the data is known good).
+        check_labels: verify class ids are in range, or soft targets non-negative with rows
+            summing to 1 (one host sync; pass False in hot loops on a GPU once the data is
+            known good).
 
     Returns:
         loss (0-d), dlogits (N, C) = (softmax(logits) - targets) / N.
 
-    Stable for any finite logits: log-softmax is computed as z - logsumexp(z) with
-    z = logits - max(logits), so exp never overflows (logits of +-1e4 are fine).
+    Stable for any finite logits, up to the dtype's largest value: log-softmax is
+    computed as z - logsumexp(z) with z = logits - max(logits), so exp never overflows;
+    z is clamped at -finfo.max (logits of +-3e38 in float32 would give -inf there) and
+    each row's loss is divided by N before the sum, so the loss stays finite.
     """
     xp = array_namespace(logits)
     fn = "softmax_cross_entropy"
@@ -69,19 +77,33 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
         raise ValueError(f"{fn}: logits must be (N, C), got shape {tuple(logits.shape)}")
     _same_place(logits, labels, fn, ("logits", "labels"))
     n, c = logits.shape
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"{fn}: label_smoothing must be in [0, 1), got {label_smoothing}")
+    if n == 0:
+        raise ValueError(f"{fn}: the batch is empty (logits of shape {tuple(logits.shape)}); the mean "
+                         "over no samples is undefined")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+            or not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"{fn}: label_smoothing must be in [0, 1), got {label_smoothing!r}")
     if labels.ndim == 2:
         if tuple(labels.shape) != (n, c):
             raise ValueError(f"{fn}: soft targets must have the logits' shape {(n, c)}, got {tuple(labels.shape)}")
         _floating(xp, labels, f"{fn}: soft targets")
         target = xp.astype(labels, logits.dtype)
+        if check_labels:
+            # note: a host sync point (one read per call)
+            b = backend_of(labels)
+            sums = xp.sum(target, axis=1)
+            lo, dev = b.item(xp.min(target)), b.item(xp.max(xp.abs(sums - 1.0)))
+            if not lo >= 0.0:
+                raise ValueError(f"{fn}: soft targets must be non-negative probabilities, got a minimum of {lo}")
+            if not dev <= _tolerance(xp, target.dtype):
+                raise ValueError(f"{fn}: each row of soft targets must sum to 1, got a row sum off by {dev:.3g} "
+                                 "(normalise them, or pass integer class ids)")
     else:
         if labels.ndim != 1 or labels.shape[0] != n:
             raise ValueError(f"{fn}: labels must be (N,) = ({n},) class ids, got shape {tuple(labels.shape)}")
         if not xp.isdtype(labels.dtype, "integral"):
             raise TypeError(f"{fn}: labels must be integer class ids, got dtype {labels.dtype}")
-        if check_labels and n:
+        if check_labels:
             # note: a host sync point (one scalar read per call, counted by the sync guard)
             b = backend_of(labels)
             if b.item(xp.any((labels < 0) | (labels >= c))):
@@ -91,10 +113,12 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
     if label_smoothing:
         target = target * (1.0 - label_smoothing) + label_smoothing / c
     z = logits - xp.max(logits, axis=1, keepdims=True)
+    z = xp.maximum(z, -float(xp.finfo(logits.dtype).max))  # (N, C); -inf only past the dtype's range
     e = xp.exp(z)
     s = xp.sum(e, axis=1, keepdims=True)
     logp = z - xp.log(s)  # (N, C) log-softmax
-    loss = -xp.sum(target * logp) / n
+    terms = xp.where(target != 0, target * logp, xp.zeros_like(logp))  # 0 * -big stays 0
+    loss = -xp.sum(xp.sum(terms, axis=1) * (1.0 / n))
     dlogits = (e / s - target) * (1.0 / n)
     return loss, dlogits
 
@@ -111,10 +135,14 @@ def mse(pred: Any, target: Any) -> tuple[Any, Any]:
     return xp.sum(d * d) / size, d * (2.0 / size)
 
 
-def binary_cross_entropy_with_logits(logits: Any, targets: Any) -> tuple[Any, Any]:
+def binary_cross_entropy_with_logits(logits: Any, targets: Any, check_targets: bool = True) -> tuple[Any, Any]:
     """Mean BCE of sigmoid(logits) vs targets in [0, 1], never overflowing.
 
     loss = max(x, 0) - x t + log(1 + e^-|x|);   dloss/dx = (sigmoid(x) - t) / size.
+
+    Each term is divided by the size before the sum, so logits up to the dtype's
+    largest value give a finite loss.  ``check_targets`` verifies 0 <= t <= 1
+    (one host sync; pass False in hot loops on a GPU once the data is known good).
     """
     xp = array_namespace(logits)
     fn = "binary_cross_entropy_with_logits"
@@ -123,8 +151,14 @@ def binary_cross_entropy_with_logits(logits: Any, targets: Any) -> tuple[Any, An
     if tuple(logits.shape) != tuple(targets.shape):
         raise ValueError(f"{fn}: targets shape {tuple(targets.shape)} does not match logits {tuple(logits.shape)}")
     t = xp.astype(targets, logits.dtype)
-    e = xp.exp(-xp.abs(logits))
     size = max(1, math.prod(logits.shape))
-    loss = xp.sum(xp.maximum(logits, 0.0) - logits * t + xp.log1p(e)) / size
+    if check_targets and math.prod(logits.shape):
+        # note: a host sync point (one read per call)
+        b = backend_of(t)
+        lo, hi = b.item(xp.min(t)), b.item(xp.max(t))
+        if not (lo >= 0.0 and hi <= 1.0):
+            raise ValueError(f"{fn}: targets must be probabilities in [0, 1], got values in [{lo}, {hi}]")
+    e = xp.exp(-xp.abs(logits))
+    loss = xp.sum((xp.maximum(logits, 0.0) - logits * t + xp.log1p(e)) * (1.0 / size))
     sig = xp.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     return loss, (sig - t) * (1.0 / size)

@@ -40,7 +40,6 @@ METRICS = ("grad_norm", "update_ratio", "act_mean", "act_std", "dead_frac")
 
 
 def _label(name: str, layer: Any) -> str:
-    name = name.rstrip(".")  # named_layers gives "0." for children
     return f"{name}:{type(layer).__name__}" if name else type(layer).__name__
 
 
@@ -88,9 +87,9 @@ class GradientMonitor:
         orig = layer.forward
         dead = isinstance(layer, ReLU)
 
-        def forward(x: Any, train: bool = True) -> Any:
+        def forward(x: Any, train: "bool | None" = None) -> Any:
             y, backprop = orig(x, train)
-            if train and self.logging:
+            if layer._mode(train) and self.logging:
                 self._activation_stats(label, y, dead)
             return y, backprop
 
@@ -207,18 +206,19 @@ class GradientMonitor:
         return {label: s[-1] for label, s in self.history[metric].items() if s}
 
     def plot(self, path: "str | Path | None" = None, title: str = "Gradient flow") -> Any:
-        """A 2x2 figure of the metrics per layer over the logged steps; saved to ``path`` if given."""
-        import matplotlib
-        if path is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+        """A 2x2 figure of the metrics per layer over the logged steps; saved to ``path`` if given.
+
+        Made with the object API, never through pyplot: the user's matplotlib backend is untouched."""
+        from matplotlib import colormaps
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(11, 7.5))
+        axes = fig.subplots(2, 2)
         panels = [("grad_norm", "gradient norm ||g||", True), ("update_ratio", "update / parameter norm", True),
                   ("act_std", "activation std (dashed: |mean|)", False), ("dead_frac", "dead ReLU fraction", False)]
         steps = np.asarray(self.steps)
         for ax, (metric, name, log) in zip(axes.ravel(), panels):
             items = list(self.history[metric].items())
-            colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(items), 1)))  # input -> output
+            colors = colormaps["viridis"](np.linspace(0.0, 0.9, max(len(items), 1)))  # input -> output
             for (label, series), color in zip(items, colors):
                 ax.plot(steps, series, label=label, color=color)
                 if metric == "act_std" and label in self.history["act_mean"]:
@@ -237,5 +237,4 @@ class GradientMonitor:
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=100, bbox_inches="tight")
-            plt.close(fig)
         return fig

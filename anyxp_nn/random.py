@@ -21,17 +21,38 @@ that.
 
 Every random API in the library takes ``rng=None | Generator``; None means the
 default generator, seeded by :func:`manual_seed`.
+
+Threads: the default generator is **per thread**.  ``default_generator`` is one
+object whose draws and state belong to the calling thread, so two threads never
+share (or tear) one stream:
+
+* the main thread's generator is ``Generator(seed)`` after ``manual_seed(seed)``
+  (``Generator(0)`` before any call), exactly as a single-threaded program sees it;
+* any other thread's generator is seeded, at its first use after the latest
+  ``manual_seed``, from ``(seed, thread index)`` via NumPy's ``SeedSequence``, where
+  the thread index is :func:`thread_index`: a stable number derived from the thread's
+  *name* (name your threads, e.g. ``Thread(name="worker-1")``, for runs that replay);
+* ``manual_seed(seed)`` called inside a thread seeds that thread's generator with
+  ``seed`` itself (so a thread that seeds and then trains draws what the main thread
+  would), and makes every other thread re-derive its generator from the new seed.
+
+So models built in two threads at once after ``manual_seed(s)`` get the same weights
+as when the same threads run one after the other, and dropout in concurrent runs
+equals the sequential runs.  Explicit ``Generator`` objects are not locked: give each
+thread its own.
 """
 from __future__ import annotations
 
 import json
+import threading
+import zlib
 from typing import Any, Sequence
 
 import numpy as np
 
 from .backend import Backend, get_backend
 
-__all__ = ["Generator", "manual_seed", "default_generator", "get_rng"]
+__all__ = ["Generator", "manual_seed", "default_generator", "get_rng", "thread_index"]
 
 Shape = "int | Sequence[int]"
 
@@ -121,11 +142,60 @@ def _shape(shape: Shape) -> tuple[int, ...]:
     return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
 
 
-default_generator = Generator(0)
+def thread_index(thread: "threading.Thread | None" = None) -> int:
+    """The index mixed into a non-main thread's default seed: 0 for the main thread,
+    else a CRC-32 of the thread's name plus 1 (stable across runs and processes)."""
+    thread = thread or threading.current_thread()
+    if thread is threading.main_thread():
+        return 0
+    return zlib.crc32(thread.name.encode("utf-8")) + 1
+
+
+_seed = 0          # the process seed: the latest manual_seed's argument
+_generation = 0    # bumped by every manual_seed; threads re-derive their generator when it changed
+_local = threading.local()
+
+
+def _thread_numpy_generator() -> np.random.Generator:
+    gen = getattr(_local, "np", None)
+    if gen is None or _local.generation != _generation:
+        index = thread_index()
+        bits = np.random.PCG64(_seed if index == 0 else np.random.SeedSequence([_seed, index]))
+        gen = _local.np = np.random.Generator(bits)
+        _local.generation = _generation
+    return gen
+
+
+class _ThreadDefault(Generator):
+    """The default generator: each thread draws from (and saves/restores) its own stream."""
+
+    def __init__(self) -> None:
+        pass
+
+    @property
+    def _np(self) -> np.random.Generator:  # type: ignore[override]
+        return _thread_numpy_generator()
+
+    @_np.setter
+    def _np(self, gen: np.random.Generator) -> None:
+        _local.np, _local.generation = gen, _generation
+
+    def __repr__(self) -> str:
+        return f"default_generator(thread {threading.current_thread().name!r}: {super().__repr__()})"
+
+
+default_generator: Generator = _ThreadDefault()
 
 
 def manual_seed(seed: int) -> Generator:
-    """Seed the default generator (used wherever ``rng=None``); returns it."""
+    """Seed the default generator (used wherever ``rng=None``); returns it.
+
+    Sets the process seed: the calling thread draws from ``Generator(seed)``, every other
+    thread from a generator derived from ``(seed, thread_index())`` (see the module docstring).
+    """
+    global _seed, _generation
+    Generator(seed)  # validates the seed
+    _seed, _generation = int(seed), _generation + 1
     default_generator.seed(seed)
     return default_generator
 

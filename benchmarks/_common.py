@@ -23,14 +23,17 @@ def machine() -> str:
 
 
 def training_step(model: Any, optimizer: Any, xs: list, ys: list) -> Callable[[int], Any]:
-    """``step(i)``: forward, softmax cross-entropy, backward (no dX for the input), update on batch i."""
+    """``step(i)``: forward, softmax cross-entropy, backward (no dX for the input), update on batch i,
+    inside ``Backend.cpu_threads()`` as ``fit`` runs each step."""
+    backend = model.backend
 
     def step(i: int) -> Any:
-        logits, backprop = model.forward(xs[i % len(xs)])
-        loss, dlogits = softmax_cross_entropy(logits, ys[i % len(ys)], check_labels=False)
-        model.zero_grad()
-        backprop(dlogits, need_dx=False)
-        optimizer.step()
+        with backend.cpu_threads():
+            logits, backprop = model.forward(xs[i % len(xs)])
+            loss, dlogits = softmax_cross_entropy(logits, ys[i % len(ys)], check_labels=False)
+            model.zero_grad()
+            backprop(dlogits, need_dx=False)
+            optimizer.step()
         return loss
 
     return step

@@ -7,6 +7,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 import anyxp_nn as nn  # noqa: E402
 import pytest  # noqa: E402
 
+# the short fixture names `backend` and `xp` are opt-in (the auto-loaded plugin defines
+# only `anyxp_backend` and `anyxp_xp`)
+pytest_plugins = ["anyxp_nn.testing.short_names"]
+
 
 @pytest.fixture(autouse=True)
 def _reset_default_backend():

@@ -45,7 +45,7 @@ def test_round_trip_restores_everything(tmp_path):
     rng_state = nn.random.default_generator.get_state()
     model2, opt2, ld2 = make()
     nn.manual_seed(123)
-    info = nn.load(p, model2, opt2, loader=ld2)
+    info = nn.load(p, model2, opt2, loader=ld2, restore_rng=True)
     _same_state(model.state_dict(), model2.state_dict())
     assert opt2.step_count == opt.step_count == 6
     o1, o2 = opt.state_dict(), opt2.state_dict()

@@ -1,4 +1,4 @@
-"""anyxp-nn command line: every subcommand, --help, one-line errors with exit status 2."""
+"""anyxp-nn command line: every subcommand, --help, one-line errors (status 2 usage, 1 runtime)."""
 import json
 import subprocess
 import sys
@@ -41,7 +41,7 @@ def test_errors_are_one_line_with_status_2(capsys):
     assert main(["train", "--resume"]) == 2
     assert _err_line(capsys) == "anyxp-nn: error: --resume needs --checkpoint PATH (the file to continue from)"
     assert main(["train", "--epochs", "0"]) == 2
-    assert "--epochs (=0)" in _err_line(capsys)
+    assert "argument --epochs: must be >= 1, got 0" in _err_line(capsys)
     assert main(["demo", "--sections", "nope", "--out", "/tmp/anyxp_cli_demo"]) == 2
     assert "unknown section(s) ['nope']" in _err_line(capsys)
     assert main(["frobnicate"]) == 2
@@ -80,7 +80,7 @@ def test_train_checkpoint_and_resume(tmp_path, capsys):
     assert main(["train", "--model", "cnn", "--dataset", "digits", "--epochs", "1"]) == 2
     assert "--model cnn expects 28x28 images" in _err_line(capsys)
     base[base.index("mlp")] = "resnet"
-    assert main(base + ["--epochs", "2", "--resume"]) == 2  # a checkpoint from another model
+    assert main(base + ["--epochs", "3", "--resume"]) == 1  # a checkpoint from another model: a runtime error
     assert "does not match the model" in _err_line(capsys)
 
 

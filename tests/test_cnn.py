@@ -174,6 +174,16 @@ def test_pool_kernel_larger_than_input():
         nn.AvgPool2D(3).forward(np.ones((1, 1, 2, 5), dtype=np.float32))
 
 
+def test_batch_chunks_is_pure():
+    from anyxp_nn.ops.conv import batch_chunks
+    assert batch_chunks(5, 100, 1) == [(i, i + 1) for i in range(5)]  # one sample per chunk at least
+    assert batch_chunks(5, 100, 1000) == [(0, 5)]  # 500 bytes in all: below 4x the budget, one chunk
+    assert len(batch_chunks(80, 100, 1000)) == 8  # 8000 bytes: chunks of 1000
+    assert batch_chunks(7, 100, 200, whole_below=1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert batch_chunks(80, 100, None) == [(0, 80)]  # no budget (GPUs): one chunk
+    assert batch_chunks(0, 100, 1000) == []  # an empty batch
+
+
 @pytest.mark.parametrize("stride", [(2, 2), (1, 1)], ids=["col2im", "transposed-conv"])
 def test_conv_batch_chunks_match_one_chunk(backend, monkeypatch, stride):
     """Cache-blocked Conv2D (batch chunks) equals the one-GEMM path and passes gradcheck.
@@ -195,10 +205,6 @@ def test_conv_batch_chunks_match_one_chunk(backend, monkeypatch, stride):
 
     conv, y1, dx1, dw1 = run(None)
     chunked, y2, dx2, dw2 = run(1)  # one sample per chunk
-    assert len(chunked._batch_chunks(5, 100)) == 5
-    monkeypatch.setattr(backend, "cache_block_bytes", 1000)
-    assert len(chunked._batch_chunks(5, 100)) == 1  # 500 bytes in all: below 4x the budget, one chunk
-    assert len(chunked._batch_chunks(80, 100)) == 8  # 8000 bytes: chunks of 1000
     for a, b_ in ((y1, y2), (dx1, dx2), (dw1, dw2)):
         assert_close(b_, a, rtol=1e-12, atol=1e-12)
     gradcheck(chunked, backend.asarray(x64[:2]))

@@ -67,7 +67,10 @@ FIGURES_MAX_BYTES = 2_000_000
 # guide file name -> why its blocks are not run (keep this empty when possible)
 SLOW_OR_PENDING: dict[str, str] = {}
 # guide file name -> the backends its snippets are written for (default: all of BACKENDS)
-BACKENDS_FOR: dict[str, tuple[str, ...]] = {}
+BACKENDS_FOR: dict[str, tuple[str, ...]] = {
+    # its snippets pass host NumPy arrays to layers (e.g. section 1's input_gradient call)
+    "05-cnn-applications.md": ("numpy",),
+}
 # pages whose prose may name a figure only if it is in docs/figures/ (other pages name files a user writes)
 FIGURE_PAGES = ("01-stochastic-gradient-descent.md", "02-mlps-backpropagation.md", "03-cnns-deep-learning-keys.md",
                 "04-deep-learning-optimization.md", "how-it-is-fast.md")
@@ -253,6 +256,9 @@ def test_guide_snippets_run_and_print_what_the_page_shows(guide: Path, backend_n
         pytest.skip(f"{guide.name} has no ```python blocks")
     if any(re.search(r"^\s*(import|from)\s+torch\b", blk.source, re.M) for blk in blocks):
         pytest.importorskip("torch", reason=f"{guide.name} has snippets that use PyTorch")
+    for extra in ("onnx", "onnxruntime", "safetensors"):  # anyxp_nn[export]: .ci/run installs it, sets CI=true
+        if any(extra in blk.source for blk in blocks) and os.environ.get("CI", "").lower() != "true":
+            pytest.importorskip(extra, reason=f"{guide.name} has snippets that need {extra} (anyxp_nn[export])")
     spec, result = tmp_path / "blocks.json", tmp_path / "outputs.json"
     spec.write_text(json.dumps([[str(guide), blk.line, blk.source] for blk in blocks]), encoding="utf-8")
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

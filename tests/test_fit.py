@@ -117,7 +117,8 @@ def test_metric_errors():
     with pytest.raises(ValueError, match="`k` must be a positive int, got 0"):
         metrics.TopKAccuracy(0)
     L = nn.get_backend("numpy").asarray(np.zeros((4, 3), np.float32))
-    with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"accuracy: expected outputs \(N, C\) and targets \(N,\), got outputs of "
+                                         r"shape \(4, 3\) and targets of shape \(3,\)"):
         metrics.accuracy(L, np.zeros(3, np.int64))
 
 

@@ -1,14 +1,9 @@
-"""The table-driven layer suite: every row of tests/layer_cases on every backend."""
-import pytest
+"""The table-driven layer suite: every row of tests/layer_cases on every backend.
 
-from anyxp_nn.testing import CHECKS, check_layer
+Test ids read ``test_layer[backend=numpy-case=ReLU-check=torch]``.
+"""
+from anyxp_nn.testing import layer_test
 
 from layer_cases import all_cases
 
-CASES = all_cases()
-
-
-@pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_layer(case, check, backend):
-    check_layer(case, backend, checks=(check,))
+test_layer = layer_test(all_cases())

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import anyxp_nn as nn
-from anyxp_nn.optim import optimizer as optimizer_module
+from anyxp_nn.optim import blocks as blocks_module
 
 OPTIMIZERS = [
     lambda ps: nn.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
@@ -15,7 +15,7 @@ OPTIMIZERS = [
 
 
 def _run(backend, make_opt, min_block, monkeypatch):
-    monkeypatch.setattr(optimizer_module, "MIN_BLOCK", min_block)
+    monkeypatch.setattr(blocks_module, "MIN_BLOCK", min_block)
     nn.manual_seed(0)
     layer = nn.Linear(16, 33, backend=backend)  # 33 rows: uneven blocks
     opt = make_opt(layer.parameters())

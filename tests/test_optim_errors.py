@@ -57,7 +57,7 @@ def test_bad_betas(backend, cls, betas, msg):
 
 def test_bad_hyperparameters(backend):
     p = _param(backend)
-    with pytest.raises(ValueError, match=r"SGD: momentum must be a real number in >= 0.0, got -0.5"):
+    with pytest.raises(ValueError, match=r"SGD: momentum must be a real number in \[0.0, 1.0\), got -0.5"):
         optim.SGD([p], lr=0.1, momentum=-0.5)
     with pytest.raises(ValueError, match=r"SGD: nesterov=True needs momentum > 0"):
         optim.SGD([p], lr=0.1, nesterov=True)

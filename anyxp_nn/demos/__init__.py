@@ -10,6 +10,7 @@ SECTIONS = [
     ("Vanishing and Exploding Gradients", "gradients"),
     ("Convolutional Neural Networks", "cnn"),
     ("Deep Learning Optimization", "deep"),
+    ("Interpretability", "interpretability"),
     ("Depth: Initialisation, Degradation and Residual Connections", "depth"),
     ("Generalization, Inductive Bias and Representations", "generalization"),
 ]

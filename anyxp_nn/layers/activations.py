@@ -28,6 +28,8 @@ def sigmoid(xp: Any, x: Any) -> Any:
 
 
 class _Elementwise(Layer):
+    follows_input = True
+
     def __init__(self, *, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
 
@@ -35,9 +37,8 @@ class _Elementwise(Layer):
 class ReLU(_Elementwise):
     """max(x, 0)."""
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
-        xp = self.backend.xp
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp = self._check_input(x).xp
         y = xp.maximum(x, 0.0)
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:
@@ -57,9 +58,8 @@ class LeakyReLU(_Elementwise):
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
-        xp, a = self.backend.xp, self.negative_slope
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp, a = self._check_input(x).xp, self.negative_slope
         slope = xp.astype(x > 0.0, x.dtype) * (1.0 - a) + a  # 1 where x > 0, else a
         y = x * slope
 
@@ -72,9 +72,8 @@ class LeakyReLU(_Elementwise):
 class Sigmoid(_Elementwise):
     """1 / (1 + exp(-x)), computed without overflow."""
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
-        xp = self.backend.xp
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp = self._check_input(x).xp
         y = sigmoid(xp, x)
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:
@@ -86,9 +85,8 @@ class Sigmoid(_Elementwise):
 class Tanh(_Elementwise):
     """tanh(x)."""
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
-        xp = self.backend.xp
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp = self._check_input(x).xp
         y = xp.tanh(x)
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:
@@ -113,9 +111,8 @@ class GELU(_Elementwise):
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
-        xp = self.backend.xp
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp = self._check_input(x).xp
         if self.approximate == "none":
             cdf = 0.5 * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
             y = x * cdf
@@ -149,11 +146,10 @@ class Softmax(_Elementwise):
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
-        if x.ndim == 0 or not -x.ndim <= self.axis < x.ndim:
-            raise ValueError(f"{self._name()}: axis {self.axis} is out of range for input shape {tuple(x.shape)}")
-        xp, ax = self.backend.xp, self.axis
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp, ax = self._check_input(x).xp, self.axis
+        if x.ndim == 0 or not -x.ndim <= ax < x.ndim:
+            raise ValueError(f"{self._name()}: axis {ax} is out of range for input shape {tuple(x.shape)}")
         e = xp.exp(x - xp.max(x, axis=ax, keepdims=True))
         y = e / xp.sum(e, axis=ax, keepdims=True)
 
@@ -168,7 +164,7 @@ class Softmax(_Elementwise):
 class Identity(_Elementwise):
     """y = x."""
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         self._check_input(x)
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:

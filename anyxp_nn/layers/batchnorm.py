@@ -62,7 +62,8 @@ class _BatchNorm(Layer):
             raise ValueError(f"{self._name()}: Expected more than 1 value per channel when training, "
                              f"got input of shape {tuple(x.shape)} (use a batch of 2 or more, or train=False)")
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        train = self._mode(train)
         self._check(x, train)
         xp = self.backend.xp
         axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel one

@@ -27,6 +27,8 @@ class Dropout(Layer):
             so :func:`~anyxp_nn.testing.gradcheck` can rewind it.
     """
 
+    follows_input = True
+
     def __init__(self, p: float = 0.5, *, rng: "Generator | None" = None, backend: Any = None,
                  dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
@@ -38,13 +40,13 @@ class Dropout(Layer):
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
-        if not train or self.p == 0.0:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        b = self._check_input(x)
+        if not self._mode(train) or self.p == 0.0:
             return x, lambda dY, need_dx=True: dY if need_dx else None
-        xp = self.backend.xp
+        xp = b.xp
         scale = 1.0 / (1.0 - self.p)
-        keep = get_rng(self.rng).bernoulli(tuple(x.shape), 1.0 - self.p, backend=self.backend)
+        keep = get_rng(self.rng).bernoulli(tuple(x.shape), 1.0 - self.p, backend=b)
         # the scaled 0/1 mask, as PyTorch builds it; a multiply is ~10x faster than
         # where(keep, x * scale, 0.0) with a Python scalar on NumPy and PyTorch
         mask = xp.astype(keep, x.dtype) * scale

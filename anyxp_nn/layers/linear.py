@@ -47,7 +47,7 @@ class Linear(Layer):
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         self._check_input(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self._name()}: expected input of shape (..., {self.in_features}), "

@@ -11,6 +11,7 @@ __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
 
 class _Pool2D(Layer):
+    follows_input = True
     _op = None
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *,
@@ -29,7 +30,7 @@ class _Pool2D(Layer):
         s = f"kernel_size={self.kernel_size}, stride={self.stride}"
         return s + (f", padding={self.padding}" if self.padding != (0, 0) else "")
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         self._check_input(x, ndim=4)
         h, w = x.shape[2], x.shape[3]
         ho, wo = pool_output_size(h, w, self.kernel_size, self.stride, self.padding)
@@ -59,6 +60,8 @@ class AvgPool2D(_Pool2D):
 
 
 class _GlobalPool(Layer):
+    follows_input = True
+
     def __init__(self, *, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
 
@@ -66,9 +69,11 @@ class _GlobalPool(Layer):
 class GlobalAvgPool2D(_GlobalPool):
     """(N, C, H, W) -> (N, C): the mean over all pixels of each channel."""
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x, ndim=4)
-        xp = self.backend.xp
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp = self._check_input(x, ndim=4).xp
+        if x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(f"{self._name()}: the input has no pixels to average (shape {tuple(x.shape)}, "
+                             "H and W must be >= 1)")
         shape = tuple(x.shape)
         y = xp.mean(x, axis=(2, 3))
 
@@ -84,9 +89,9 @@ class GlobalAvgPool2D(_GlobalPool):
 class GlobalMaxPool2D(_GlobalPool):
     """(N, C, H, W) -> (N, C): the maximum of each channel; the gradient goes to its first argmax."""
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x, ndim=4)
-        xp = self.backend.xp
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        b = self._check_input(x, ndim=4)
+        xp = b.xp
         n, c, h, w = x.shape
         flat = xp.reshape(x, (n, c, h * w))  # (N, C, H*W)
         arg = xp.argmax(flat, axis=2)  # first occurrence, as PyTorch
@@ -95,7 +100,7 @@ class GlobalMaxPool2D(_GlobalPool):
         def backprop(dy: Any, need_dx: bool = True) -> Any:
             if not need_dx:
                 return None
-            pos = xp.arange(h * w, dtype=arg.dtype, device=self.backend.device)
+            pos = xp.arange(h * w, dtype=arg.dtype, device=b.device)
             dx = xp.where(pos == arg[:, :, None], dy[:, :, None], 0.0)  # (N, C, H*W)
             return xp.reshape(dx, (n, c, h, w))
 

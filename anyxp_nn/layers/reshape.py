@@ -1,6 +1,7 @@
 """Shape layers for CNNs: Flatten and nearest-neighbour Upsample2D."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .base import Backprop, Layer
@@ -11,18 +12,19 @@ __all__ = ["Flatten", "Upsample2D"]
 
 class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1*d2*...), as ``torch.nn.Flatten()`` (start_dim=1)."""
+    follows_input = True
 
     def __init__(self, *, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x)
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp = self._check_input(x).xp
         if x.ndim < 2:
             raise ValueError(f"{self._name()}: expected an input with a batch axis and at least one more "
                              f"(ndim >= 2), got shape {tuple(x.shape)}")
-        xp = self.backend.xp
         shape = tuple(x.shape)
-        y = xp.reshape(x, (shape[0], -1))  # a copy only if x is not C-contiguous (e.g. after Conv2D)
+        # (N, d1*d2*...), the size spelled out so that N = 0 works; a copy only if x is not C-contiguous
+        y = xp.reshape(x, (shape[0], math.prod(shape[1:])))
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:
             return xp.reshape(dy, shape) if need_dx else None
@@ -35,6 +37,7 @@ class Upsample2D(Layer):
 
     y[n, c, p, q] = x[n, c, p // sh, q // sw]; dX sums dY over each sh x sw block.
     """
+    follows_input = True
 
     def __init__(self, scale_factor: Any = 2, *, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
@@ -43,9 +46,8 @@ class Upsample2D(Layer):
     def extra_repr(self) -> str:
         return f"scale_factor={self.scale_factor}"
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
-        self._check_input(x, ndim=4)
-        xp = self.backend.xp
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
+        xp = self._check_input(x, ndim=4).xp
         n, c, h, w = x.shape
         sh, sw = self.scale_factor
         big = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, sh, w, sw))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Backprop, Layer
+from .base import Backprop, Layer, children_backend
 
 __all__ = ["Residual"]
 
@@ -21,7 +21,7 @@ class Residual(Layer):
         shortcut: None for the identity, or a projection Layer (e.g. a strided 1x1
             Conv2D + BatchNorm2D when the block changes the shape); child name ``"shortcut"``.
 
-    Backend and dtype are the block's.
+    Backend and dtype are the block's (the shortcut's when only it holds parameters).
     """
 
     def __init__(self, block: Layer, shortcut: "Layer | None" = None):
@@ -30,14 +30,15 @@ class Residual(Layer):
                 raise TypeError(f"Residual: `{what}` must be a Layer, got {type(v).__name__}")
         if block is None:
             raise TypeError("Residual: `block` must be a Layer, got None")
-        super().__init__(backend=block.backend, dtype=block.dtype)
+        backend, dtype = children_backend([block] + ([shortcut] if shortcut is not None else []))
+        super().__init__(backend=backend, dtype=dtype)
         self.block = block
         if shortcut is not None:
             self.shortcut = shortcut
         else:
             object.__setattr__(self, "shortcut", None)
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         yb, back_block = self.block.forward(x, train)
         if self.shortcut is None:
             ys, back_short = x, None

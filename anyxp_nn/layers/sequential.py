@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .base import Backprop, Layer
+from .base import Backprop, Layer, children_backend
 
 __all__ = ["Sequential"]
 
@@ -11,7 +11,8 @@ __all__ = ["Sequential"]
 class Sequential(Layer):
     """``Sequential(l0, l1, ...)``: y = l_n(...l1(l0(x))). Children are named "0", "1", ...
 
-    The backend and dtype are those of the first child (or the defaults when empty).
+    The backend and dtype are those of the first child with parameters or buffers
+    (parameter-free layers follow their input), else of the first child, else the defaults.
     """
 
     def __init__(self, *layers: Layer, backend: Any = None, dtype: Any = None):
@@ -19,7 +20,8 @@ class Sequential(Layer):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: argument {i} is a {type(layer).__name__}, expected a Layer")
         if layers and backend is None:
-            backend, dtype = layers[0].backend, layers[0].dtype if dtype is None else dtype
+            backend, child_dtype = children_backend(list(layers))
+            dtype = child_dtype if dtype is None else dtype
         super().__init__(backend=backend, dtype=dtype)
         for i, layer in enumerate(layers):
             setattr(self, str(i), layer)
@@ -40,7 +42,7 @@ class Sequential(Layer):
             return Sequential(*layers[i])
         return layers[i]
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         backprops = []
         for layer in self._children.values():
             x, bp = layer.forward(x, train)

@@ -45,19 +45,20 @@ class Adagrad(Optimizer):
     def _slots(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("sum",)
 
-    def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], lr: float) -> None:
-        xp = array_namespace(g)
-        state["step"] += 1
-        if state["step"] == 1 and group["initial_accumulator_value"]:
-            state["sum"] += group["initial_accumulator_value"]
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
+                lr: float) -> tuple[Any, dict[str, Any]]:
+        xp = array_namespace(p.grad)
+        t = state["step"] + 1
+        G = state["sum"]
+        if t == 1 and group["initial_accumulator_value"]:
+            G = G + group["initial_accumulator_value"]
+        g = p.grad
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p.data
-        clr = lr / (1.0 + (state["step"] - 1) * group["lr_decay"])
-        G = state["sum"]
-        sq = g * g
-        G += sq
+        clr = lr / (1.0 + (t - 1) * group["lr_decay"])
+        G = G + g * g
         std = xp.sqrt(G)
         std += group["eps"]
         upd = g * clr
         upd /= std
-        p.data -= upd
+        return p.data - upd, {"step": t, "sum": G}

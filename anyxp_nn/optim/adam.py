@@ -54,27 +54,27 @@ class Adam(Optimizer):
     def _slots(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
 
-    def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], lr: float) -> None:
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
+                lr: float) -> tuple[Any, dict[str, Any]]:
         b1, b2 = group["betas"]
         eps, wd = group["eps"], group["weight_decay"]
-        state["step"] += 1
-        t = state["step"]
+        t = state["step"] + 1
+        g, w = p.grad, p.data
         if wd and self._decoupled:
-            p.data *= 1.0 - lr * wd
+            w = w * (1.0 - lr * wd)
         elif wd:
-            g = g + wd * p.data
-        m, v = state["exp_avg"], state["exp_avg_sq"]
+            g = g + wd * w
         xp = array_namespace(g)
         # m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2, sharing one temporary:
         # tmp = (1 - b1) g, then tmp * g * (1 - b2) / (1 - b1) = (1 - b2) g^2
         tmp = g * (1.0 - b1)
-        m *= b1
+        m = state["exp_avg"] * b1
         m += tmp
         tmp *= g
         tmp *= (1.0 - b2) / (1.0 - b1)
-        v *= b2
+        v = state["exp_avg_sq"] * b2
         v += tmp
-        del tmp  # peak memory: two temporaries
+        del tmp
         # p <- p - lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
         #    = p - (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2))   (one pass fewer)
         bc2_sqrt = math.sqrt(1.0 - b2 ** t)
@@ -82,7 +82,8 @@ class Adam(Optimizer):
         denom += eps * bc2_sqrt
         upd = m / denom
         upd *= lr * bc2_sqrt / (1.0 - b1 ** t)
-        p.data -= upd
+        return w - upd, {"step": t, "exp_avg": m, "exp_avg_sq": v}
+
 
 class AdamW(Adam):
     """AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2): decoupled

@@ -13,12 +13,18 @@ temporaries are made where an in-place update does the job.  They define:
 * ``defaults`` (passed to ``__init__``) and ``_validate(group)``;
 * ``_slots(group)``: names of the state arrays (created as zeros on the first step);
 * ``_counters``: names of the per-parameter Python-int counters (e.g. ``"step"``);
-* ``_update(p, g, state, group, lr)``.
+* ``_update(p, state, group, lr) -> (new_data, new_state)``: reads ``p.data``,
+  ``p.grad`` and ``state`` and returns fresh arrays; it writes into nothing it
+  was given (in-place operators only on the temporaries it made).
 
-Large updates run in row blocks on a small thread pool where the backend says
-host threads help (``Backend.elementwise_threads``: NumPy's ufuncs use one core
-and release the GIL).  The update is elementwise, so blocks give bit-identical
-results; an Adam step over 1M parameters went from ~1.7 ms to ~1.2 ms on 2 cores.
+A step is all-or-nothing: every gradient is checked (shape, dtype, backend)
+and every new parameter and slot computed first; only then are they swapped
+in, with Ctrl-C held back for those few assignments
+(:func:`anyxp_nn._atomic.deferred_interrupts`).  A failed or interrupted step
+leaves parameters, slots, counters and ``step_count`` as they were.  The price
+is memory: the old and new arrays coexist until the commit (about twice the
+parameters and slots at the peak of a step).  Large parameters are updated in
+row blocks on host threads by :mod:`anyxp_nn.optim.blocks`.
 
 ``state_dict()`` holds host NumPy arrays and plain Python values only (a
 schedule is stored as the string ``"schedule"``; its position is ``step_count``),
@@ -27,13 +33,14 @@ so a checkpoint writer can put it into ``.npz``/``.json`` without pickle.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
 from array_api_compat import array_namespace, device as _device
 
+from .._atomic import deferred_interrupts
 from ..backend import backend_of, to_numpy
 from ..parameter import Parameter
+from .blocks import run_updates
 
 __all__ = ["Optimizer", "Schedule", "param_groups_no_decay"]
 
@@ -153,61 +160,72 @@ class Optimizer:
                 p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that requires grad and has a gradient (frozen ones are skipped)."""
+        """Update every parameter that requires grad and has a gradient (frozen ones are skipped).
+
+        All-or-nothing: a bad gradient or an error while computing leaves everything as it was.
+        """
         lrs = [self.lr_at(g) for g in self.param_groups]
         for i, lr in enumerate(lrs):  # check every schedule value before touching any parameter
             if not math.isfinite(lr) or lr < 0:
                 raise ValueError(f"{self._name()}: the schedule of param group {i} returned lr={lr!r} "
                                  f"at step {self.step_count}; expected a finite value >= 0")
         jobs = []
-        for group, lr in zip(self.param_groups, lrs):
-            for p in group["params"]:
+        for gi, (group, lr) in enumerate(zip(self.param_groups, lrs)):
+            for pi, p in enumerate(group["params"]):
                 if not p.requires_grad or p.grad is None:
                     continue
-                jobs += self._blocks(p, self._state_for(p, group), group, lr)
-        threads = backend_of(jobs[0][0].data).elementwise_threads if jobs else 1
-        if threads > 1 and len(jobs) > 1:
-            list(_pool(threads).map(lambda job: self._update(*job), jobs))
-        else:
-            for job in jobs:
-                self._update(*job)
-        for job in jobs:  # blocks of one parameter share its counters: write them back once
-            if isinstance(job[0], _Block):
-                job[0].write_back(job[2])
-        self.step_count += 1
+                self._check_grad(p, gi, pi)
+                jobs.append((p, self._state_for(p, group), group, lr))
+        results = run_updates(self._update, jobs)  # new arrays only; nothing written yet
+        with deferred_interrupts():  # commit: plain assignments, never torn by Ctrl-C
+            for (p, _, _, _), (data, state) in zip(jobs, results):
+                p.data = data
+                self.state[id(p)] = state
+            self.step_count += 1
 
-    def _blocks(self, p: Parameter, state: dict[str, Any], group: dict[str, Any], lr: float) -> list[tuple]:
-        """``_update`` arguments for ``p``: one job, or row blocks of a large parameter."""
-        threads = backend_of(p.data).elementwise_threads
-        rows = p.data.shape[0] if p.data.ndim else 0
-        n = min(threads, rows)
-        if n < 2 or math.prod(p.data.shape) < MIN_BLOCK * n:
-            return [(p, p.grad, state, group, lr)]
-        bounds = [rows * i // n for i in range(n + 1)]
-        return [(_Block(p.data[a:b, ...], state), p.grad[a:b, ...],
-                 {k: v if isinstance(v, int) else v[a:b, ...] for k, v in state.items()}, group, lr)
-                for a, b in zip(bounds[:-1], bounds[1:])]
+    def _check_grad(self, p: Parameter, gi: int, pi: int) -> None:
+        """The gradient must be an array of exactly the parameter's shape, dtype and place."""
+        g, where = p.grad, f"parameter {pi} of param group {gi} ({p!r})"
+        if not (hasattr(g, "shape") and hasattr(g, "dtype")):
+            raise TypeError(f"{self._name()}.step: the gradient of {where} is a {type(g).__name__}, "
+                            "expected an array")
+        if tuple(g.shape) != p.shape:
+            raise ValueError(f"{self._name()}.step: the gradient of {where} has shape {tuple(g.shape)}, "
+                             f"expected {p.shape} (the parameter's; gradients are never broadcast)")
+        if g.dtype != p.data.dtype:
+            raise TypeError(f"{self._name()}.step: the gradient of {where} has dtype {g.dtype}, "
+                            f"expected {p.data.dtype} (the parameter's)")
+        try:
+            same = array_namespace(g) is array_namespace(p.data) and _device(g) == _device(p.data)
+        except TypeError:
+            same = False
+        if not same:
+            raise ValueError(f"{self._name()}.step: the gradient of {where} is a {type(g).__name__} on "
+                             f"another backend or device than the parameter ({type(p.data).__name__})")
 
     def _state_for(self, p: Parameter, group: dict[str, Any]) -> dict[str, Any]:
-        """The parameter's state, created on its device and dtype (moved there if the parameter moved)."""
+        """The parameter's state (zeros before its first step), on its device and dtype; not stored."""
         st = self.state.get(id(p))
         if st is None:
             xp = array_namespace(p.data)
             st = {name: xp.zeros_like(p.data) for name in self._slots(group)}
             st.update({name: 0 for name in self._counters})
-            self.state[id(p)] = st
             return st
+        moved = {}
         for name, a in st.items():
             if not isinstance(a, int) and (type(a) is not type(p.data) or a.dtype != p.data.dtype
                                            or _device(a) != _device(p.data)):
                 # the model was moved with .to(): follow it (a one-off transfer)
-                st[name] = backend_of(p.data).asarray(to_numpy(a), dtype=p.data.dtype)
-        return st
+                a = backend_of(p.data).asarray(to_numpy(a), dtype=p.data.dtype)
+            moved[name] = a
+        return moved
 
     def _slots(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ()
 
-    def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], lr: float) -> None:
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
+                lr: float) -> tuple[Any, dict[str, Any]]:
+        """``(new p.data, new state)`` from ``p.data``, ``p.grad`` and ``state``, which it must not write."""
         raise NotImplementedError
 
     def parameters(self) -> list[Parameter]:
@@ -246,6 +264,20 @@ class Optimizer:
         optimizer unchanged.  Schedules stay those of this optimizer; the step count
         is restored, so a schedule continues where it stopped.
         """
+        self.commit_state(self.stage_state_dict(sd))
+
+    def commit_state(self, staged: tuple[list, dict, int]) -> None:
+        """Install what :meth:`stage_state_dict` returned (assignments only; cannot fail)."""
+        with deferred_interrupts():
+            self.param_groups, self.state, self.step_count = staged
+
+    def stage_state_dict(self, sd: dict[str, Any]) -> tuple[list, dict, int]:
+        """Check ``sd`` completely and build the new state without installing it.
+
+        Returns ``(param_groups, state, step_count)`` for :meth:`commit_state`; raises
+        ValueError/TypeError naming the first problem.  ``nn.load`` stages every part of
+        a checkpoint this way before it changes anything.
+        """
         name = self._name()
         if not isinstance(sd, dict) or not {"type", "step_count", "param_groups", "state"} <= set(sd):
             raise ValueError(f"{name}.load_state_dict: expected a dict with keys 'type', 'step_count', "
@@ -256,7 +288,11 @@ class Optimizer:
         step_count = sd["step_count"]
         if isinstance(step_count, bool) or not isinstance(step_count, int) or step_count < 0:
             raise ValueError(f"{name}.load_state_dict: step_count must be an int >= 0, got {step_count!r}")
-        saved = sd["param_groups"]
+        saved, saved_state = sd["param_groups"], sd["state"]
+        if not isinstance(saved, list) or not all(isinstance(g, dict) for g in saved):
+            raise TypeError(f"{name}.load_state_dict: param_groups must be a list of dicts, got {saved!r:.80}")
+        if not isinstance(saved_state, dict) or not all(isinstance(e, dict) for e in saved_state.values()):
+            raise TypeError(f"{name}.load_state_dict: state must be a dict of dicts, got {saved_state!r:.80}")
         if len(saved) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state dict has {len(saved)} param groups, "
                              f"this optimizer has {len(self.param_groups)}")
@@ -282,7 +318,9 @@ class Optimizer:
             new_groups.append(full)
             params.extend((p, full) for p in group["params"])
         new_state: dict[int, dict[str, Any]] = {}
-        for key, entry in sd["state"].items():
+        for key, entry in saved_state.items():
+            if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).isdigit():
+                raise ValueError(f"{name}.load_state_dict: state keys must be parameter numbers, got {key!r}")
             idx = int(key)
             if not 0 <= idx < len(params):
                 raise ValueError(f"{name}.load_state_dict: state for parameter {idx}, but there are "
@@ -300,54 +338,28 @@ class Optimizer:
                                          f"got {v!r}")
                     st[k] = int(v)
                     continue
+                if not (hasattr(v, "shape") and hasattr(v, "dtype")):
+                    raise TypeError(f"{name}.load_state_dict: state[{idx}][{k!r}] must be an array, "
+                                    f"got {type(v).__name__}")
                 host = to_numpy(v)
+                if host.dtype.kind != "f":
+                    raise TypeError(f"{name}.load_state_dict: state[{idx}][{k!r}] has dtype {host.dtype}, "
+                                    "expected a floating dtype")
                 if tuple(host.shape) != p.shape:
                     raise ValueError(f"{name}.load_state_dict: state[{idx}][{k!r}] has shape "
                                      f"{tuple(host.shape)}, expected {p.shape} (the parameter's)")
                 st[k] = host
             new_state[id(p)] = st
-        # everything checked: now write
         for st, p in ((new_state[id(p)], p) for p, _ in params if id(p) in new_state):
             b = backend_of(p.data)
             for k, v in st.items():
                 if not isinstance(v, int):
                     st[k] = b.asarray(v.copy(), dtype=p.data.dtype)
-        self.param_groups = new_groups
-        self.state = new_state
-        self.step_count = step_count
+        return new_groups, new_state, step_count
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         return f"{self._name()}({opts}; {len(self.param_groups)} group(s), {len(self.parameters())} params)"
-
-
-#: Parameters with fewer elements than this per block are updated in one piece (smaller
-#: blocks measured slower: thread hand-off next to spinning BLAS threads costs more than it saves).
-MIN_BLOCK = 1 << 18
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    if threads not in _pools:
-        _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="anyxp-optim")
-    return _pools[threads]
-
-
-class _Block:
-    """A row block of a parameter: ``data`` is a view, so in-place updates land in the parameter."""
-
-    __slots__ = ("data", "_state")
-
-    def __init__(self, data: Any, state: dict[str, Any]):
-        self.data = data
-        self._state = state
-
-    def write_back(self, block_state: dict[str, Any]) -> None:
-        """Copy the block's counters (e.g. ``step``, advanced once per block) to the parameter's state."""
-        for k, v in block_state.items():
-            if isinstance(v, int):
-                self._state[k] = v
 
 
 def _describe(obj: Any) -> str:

@@ -52,21 +52,23 @@ class RMSprop(Optimizer):
         return ("square_avg",) + (("momentum_buffer",) if group["momentum"] else ()) + (
             ("grad_avg",) if group["centered"] else ())
 
-    def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], lr: float) -> None:
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
+                lr: float) -> tuple[Any, dict[str, Any]]:
         alpha, eps, wd, mom = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
-        xp = array_namespace(g)
-        state["step"] += 1
+        xp = array_namespace(p.grad)
+        new: dict[str, Any] = {"step": state["step"] + 1}
+        g = p.grad
         if wd:
             g = g + wd * p.data
-        s = state["square_avg"]
         sq = g * g
         sq *= 1.0 - alpha
-        s *= alpha
+        s = state["square_avg"] * alpha
         s += sq
+        new["square_avg"] = s
         if group["centered"]:
-            gbar = state["grad_avg"]
-            gbar *= alpha
+            gbar = state["grad_avg"] * alpha
             gbar += (1.0 - alpha) * g
+            new["grad_avg"] = gbar
             sq = gbar * gbar  # reuse the name: the old temporary is released
             # s >= gbar^2 in exact arithmetic; rounding can make it -1 ulp for a constant
             # gradient, where PyTorch returns NaN: clamp at 0 (the only deviation from torch)
@@ -75,11 +77,10 @@ class RMSprop(Optimizer):
             avg = xp.sqrt(s)
         avg += eps
         if mom:
-            buf = state["momentum_buffer"]
-            buf *= mom
+            buf = state["momentum_buffer"] * mom
             buf += g / avg
-            p.data -= lr * buf
-        else:
-            upd = g * lr
-            upd /= avg
-            p.data -= upd
+            new["momentum_buffer"] = buf
+            return p.data - lr * buf, new
+        upd = g * lr
+        upd /= avg
+        return p.data - upd, new

@@ -26,7 +26,7 @@ class SGD(Optimizer):
     Args:
         params: a Layer, an iterable of Parameters, or a list of param-group dicts.
         lr: float >= 0 or a schedule ``step -> float``.
-        momentum: heavy-ball coefficient in [0, 1].
+        momentum: heavy-ball coefficient in [0, 1) (1 or more never forgets a gradient and diverges).
         nesterov: use Nesterov momentum (needs momentum > 0).
         weight_decay: L2 penalty coefficient (added to the gradient).
     """
@@ -37,20 +37,22 @@ class SGD(Optimizer):
 
     def _validate(self, group: dict[str, Any]) -> None:
         super()._validate(group)
-        self._check_number(group, "momentum", 0.0)
+        self._check_number(group, "momentum", 0.0, 1.0)
         if group["nesterov"] and group["momentum"] <= 0:
             raise ValueError(f"SGD: nesterov=True needs momentum > 0, got momentum={group['momentum']!r}")
 
     def _slots(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] else ()
 
-    def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], lr: float) -> None:
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
+                lr: float) -> tuple[Any, dict[str, Any]]:
         wd, mom = group["weight_decay"], group["momentum"]
+        g = p.grad
         if wd:
             g = g + wd * p.data
-        if mom:
-            buf = state["momentum_buffer"]
-            buf *= mom
-            buf += g
-            g = g + mom * buf if group["nesterov"] else buf
-        p.data -= lr * g
+        if not mom:
+            return p.data - lr * g, {}
+        buf = state["momentum_buffer"] * mom
+        buf += g
+        g = g + mom * buf if group["nesterov"] else buf
+        return p.data - lr * g, {"momentum_buffer": buf}

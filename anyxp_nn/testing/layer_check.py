@@ -12,13 +12,20 @@
    (``xp.permute_dims``) as x and dY give the same results as contiguous copies,
    and are not written to;
 6. the expected errors: wrong dtype, integer input, an array from another
-   backend, and the case's own bad inputs.
+   backend, and the case's own bad inputs (a parameter-free layer that follows
+   its input must instead compute on the other backend and in float64).
+
+Integer-input layers (an embedding lookup) set ``input_dtype="int64"``: the input is
+passed as integers, dX is not checked, and the float-only error checks are skipped.
+When a backend disagrees with the NumPy reference, the failure runs the case on the
+other backends too and says which side is the odd one out.
 
 From your own test file::
 
     from anyxp_nn.testing import LayerCase, layer_test
     CASES = [LayerCase("MyLayer", lambda **kw: MyLayer(3, **kw), (2, 3))]
-    test_my_layers = layer_test(CASES)     # one test per case, check and backend
+    test_my_layers = layer_test(CASES)     # one test per backend, case and check:
+                                           # test_my_layers[backend=numpy-case=MyLayer-check=torch]
 """
 from __future__ import annotations
 
@@ -49,11 +56,14 @@ class LayerCase:
         build: ``build(backend=, dtype=) -> Layer`` (weights drawn after ``manual_seed(seed)``).
         input_shape: shape of the test input (keep it small: gradcheck is O(size)).
         torch: optional ``() -> torch.nn.Module`` equivalent (float64 is applied by the check).
-        make_input: optional ``(numpy Generator, shape) -> float64 ndarray``.
+        make_input: optional ``(numpy Generator, shape) -> ndarray`` (float64, or ``input_dtype``).
         train: run forward in training mode.
         bad_inputs: ``[(shape, ExceptionType, match_regex)]`` that must raise.
         gradcheck_tol: ``(rtol, atol)`` for the float64 gradient check.
         skip: names of checks from :data:`CHECKS` to skip, with the reason in a comment.
+        input_dtype: None for a floating input (float64 in gradcheck and against torch,
+            float32 elsewhere), or an integer dtype name such as ``"int64"`` for layers that
+            take indices; default integer inputs are drawn from [0, 10).
     """
     name: str
     build: Callable[..., Layer]
@@ -65,12 +75,41 @@ class LayerCase:
     gradcheck_tol: tuple[float, float] = (1e-5, 1e-7)
     skip: tuple[str, ...] = ()
     seed: int = 0
+    input_dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.skip if c not in CHECKS]
+        if unknown:
+            raise ValueError(f"LayerCase {self.name!r}: unknown checks in `skip` {unknown}; known: {list(CHECKS)}")
+        if self.input_dtype is not None and np.dtype(self.input_dtype).kind not in "iu":
+            raise ValueError(f"LayerCase {self.name!r}: `input_dtype` must be None (floating) or an integer "
+                             f"dtype name such as 'int64', got {self.input_dtype!r}")
+
+    @property
+    def integer_input(self) -> bool:
+        return self.input_dtype is not None
 
     def input(self, seed: int = 1) -> np.ndarray:
+        """The host test input: float64, or ``input_dtype`` integers."""
         rng = np.random.default_rng(seed)
+        dtype = np.dtype(self.input_dtype) if self.integer_input else np.float64
         if self.make_input is not None:
-            return np.asarray(self.make_input(rng, self.input_shape), dtype=np.float64)
+            return np.asarray(self.make_input(rng, self.input_shape), dtype=dtype)
+        if self.integer_input:
+            return rng.integers(0, 10, self.input_shape).astype(dtype)
         return rng.standard_normal(self.input_shape)
+
+    def cast(self, b: Backend, host: np.ndarray, dtype: str) -> Any:
+        """``host`` on ``b``: as floats of ``dtype``, or unchanged integers for an integer-input case."""
+        return b.asarray(host) if self.integer_input else b.asarray(host, dtype=dtype)
+
+    def skipped(self, check: str) -> "str | None":
+        """Why ``check`` does not run for this case (None: it runs)."""
+        if check in self.skip:
+            return f"{self.name}: {check!r} is in the case's `skip`"
+        if check == "torch" and self.torch is None:
+            return f"{self.name}: no `torch` twin given"
+        return None
 
     def make(self, backend: "str | Backend", dtype: str) -> Layer:
         manual_seed(self.seed)
@@ -101,14 +140,14 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
     if "gradcheck" in todo:
         layer = case.make(b, "float64")
         rtol, atol = case.gradcheck_tol
-        gradcheck(layer, b.asarray(x64), rtol=rtol, atol=atol, train=case.train)
+        gradcheck(layer, case.cast(b, x64, "float64"), rtol=rtol, atol=atol, train=case.train)
 
     if "torch" in todo and case.torch is not None:
         _compare_torch(case, b, x64, rng)
 
     if "numpy_equivalence" in todo or "dtype_device" in todo:
         layer = case.make(b, "float32")
-        x = b.asarray(x64, dtype="float32")
+        x = case.cast(b, x64, "float32")
         before = b.to_numpy(x)
         y, _ = layer.forward(x, train=case.train)
         dy_host = rng.standard_normal(tuple(y.shape))
@@ -120,17 +159,18 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
                                  + "; ".join(str(e) for e in events[:3]))
         if "dtype_device" in todo:
             assert b.owns(y) and y.dtype == b.xp.float32, f"{case.name}: output {y.dtype} not float32 on {b.label}"
-            assert b.owns(dx) and dx.dtype == b.xp.float32, f"{case.name}: dx {dx.dtype} not float32 on {b.label}"
+            if not case.integer_input:
+                assert b.owns(dx) and dx.dtype == b.xp.float32, f"{case.name}: dx {dx.dtype} not float32 on {b.label}"
             for n, g in grads.items():
                 assert g is not None and b.owns(g) and g.dtype == b.xp.float32, f"{case.name}: grad of {n}"
             np.testing.assert_array_equal(b.to_numpy(x), before, err_msg=f"{case.name}: forward/backward mutated the input")
         if "numpy_equivalence" in todo and b.name != "numpy":
-            ref = case.make("numpy", "float32")
-            ry, rdx, rgrads = _run(ref, get_backend("numpy").asarray(x64, dtype="float32"), dy_host, case.train)
-            assert_close(b.to_numpy(y), ry, rtol=1e-4, atol=1e-5, msg=f"{case.name} forward vs numpy")
-            assert_close(b.to_numpy(dx), rdx, rtol=1e-4, atol=1e-5, msg=f"{case.name} dx vs numpy")
-            for n in rgrads:
-                assert_close(b.to_numpy(grads[n]), rgrads[n], rtol=1e-4, atol=1e-4, msg=f"{case.name} grad {n} vs numpy")
+            ref = _reference_run(case, "numpy", x64, dy_host)
+            try:
+                _assert_same(case, (b.to_numpy(y), None if dx is None else b.to_numpy(dx),
+                                    {n: b.to_numpy(g) for n, g in grads.items()}), ref, "numpy")
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n{_odd_one_out(case, b, x64, dy_host, y, dx, grads, ref)}") from None
 
     if "non_contiguous" in todo:
         _check_non_contiguous(case, b, x64, rng)
@@ -139,18 +179,69 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
         _check_errors(case, b, x64)
 
 
+def _reference_run(case: LayerCase, label: str, x64: np.ndarray, dy_host: np.ndarray) -> tuple:
+    """(y, dx, grads) as host arrays of the float32 case run on backend ``label``."""
+    r = get_backend(label)
+    y, dx, grads = _run(case.make(r, "float32"), case.cast(r, x64, "float32"), dy_host, case.train)
+    return (r.to_numpy(y), None if dx is None else r.to_numpy(dx),
+            {n: (None if g is None else r.to_numpy(g)) for n, g in grads.items()})
+
+
+def _assert_same(case: LayerCase, got: tuple, ref: tuple, ref_label: str) -> None:
+    (y, dx, grads), (ry, rdx, rgrads) = got, ref
+    assert_close(y, ry, rtol=1e-4, atol=1e-5, msg=f"{case.name} forward vs {ref_label}")
+    if rdx is not None:
+        assert_close(dx, rdx, rtol=1e-4, atol=1e-5, msg=f"{case.name} dx vs {ref_label}")
+    for n in rgrads:
+        assert_close(grads[n], rgrads[n], rtol=1e-4, atol=1e-4, msg=f"{case.name} grad {n} vs {ref_label}")
+
+
+def _odd_one_out(case: LayerCase, b: Backend, x64: np.ndarray, dy_host: np.ndarray, y: Any, dx: Any,
+                 grads: dict, ref: tuple) -> str:
+    """Which side of a disagreement with the NumPy reference is wrong, judged by the other backends."""
+    got = (b.to_numpy(y), None if dx is None else b.to_numpy(dx), {n: b.to_numpy(g) for n, g in grads.items()})
+    with_numpy, with_this = [], []
+    for label in ("array_api_strict", "torch"):
+        if label == b.name:
+            continue
+        try:
+            third = _reference_run(case, label, x64, dy_host)
+        except Exception:  # not installed here, or the layer fails there too: no vote
+            continue
+        for side, agree in ((ref, with_numpy), (got, with_this)):
+            try:
+                _assert_same(case, third, side, "")
+                agree.append(label)
+            except AssertionError:
+                pass
+    if with_this and not with_numpy:
+        return (f"The NumPy reference is the odd one out: {', '.join(with_this)} agree(s) with {b.label}, "
+                f"not with numpy; look for the bug on the NumPy path, not in this {b.label} row.")
+    if with_numpy and not with_this:
+        return f"{b.label} is the odd one out: {', '.join(with_numpy)} agree(s) with the NumPy reference."
+    if not with_numpy and not with_this:
+        return "No other backend agrees with either side (or none could run), so the odd one out is unknown."
+    return (f"Inconclusive: {', '.join(with_numpy)} agree(s) with numpy, "
+            f"{', '.join(with_this)} with {b.label}.")
+
+
 def layer_test(cases: "list[LayerCase]", checks: tuple[str, ...] = CHECKS) -> Callable[..., None]:
     """A pytest test function running every check of every case on every backend.
 
     Assign it to a ``test_*`` name in your test module: ``test_my_layers = layer_test(CASES)``.
-    The ``backend`` fixture comes from the anyxp_nn pytest plugin (installed with the package).
+    The ``anyxp_backend`` fixture comes from the anyxp_nn pytest plugin (installed with the
+    package); test ids read ``test_my_layers[backend=numpy-case=MyLayer-check=torch]``, and
+    a check that does not apply to a case (``skip``, no torch twin) is reported as skipped.
     """
     import pytest
 
-    @pytest.mark.parametrize("check", checks)
-    @pytest.mark.parametrize("case", cases, ids=[c.name for c in cases])
-    def test_layer_case(case: LayerCase, check: str, backend: Backend) -> None:
-        check_layer(case, backend, checks=(check,))
+    @pytest.mark.parametrize("check", checks, ids=[f"check={c}" for c in checks])
+    @pytest.mark.parametrize("case", cases, ids=[f"case={c.name}" for c in cases])
+    def test_layer_case(case: LayerCase, check: str, anyxp_backend: Backend) -> None:
+        reason = case.skipped(check)
+        if reason is not None:
+            pytest.skip(reason)
+        check_layer(case, anyxp_backend, checks=(check,))
 
     return test_layer_case
 
@@ -173,7 +264,7 @@ def _views(b: Backend, host: np.ndarray) -> list[tuple[str, Any, Any]]:
 def _check_non_contiguous(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.Generator) -> None:
     """Strided and transposed views as x and dY give what contiguous copies give, untouched."""
     layer = case.make(b, "float32")
-    x_host = x64.astype(np.float32)
+    x_host = x64 if case.integer_input else x64.astype(np.float32)
     y, _ = layer.forward(b.asarray(x_host), train=case.train)
     dy_host = rng.standard_normal(tuple(y.shape)).astype(np.float32)
     ry, rdx, rgrads = _run(layer, b.asarray(x_host), dy_host, case.train)
@@ -200,13 +291,16 @@ def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.
     tmod = case.torch().double()
     tmod.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()}, strict=True)
     tmod.train(case.train)
-    tx = torch.from_numpy(x64.copy()).requires_grad_(True)
+    tx = torch.from_numpy(x64.copy())
+    if not case.integer_input:
+        tx.requires_grad_(True)
     ty = tmod(tx)
     dy = rng.standard_normal(tuple(ty.shape))
     ty.backward(torch.from_numpy(dy))
-    y, dx, grads = _run(layer, b.asarray(x64), dy, case.train)
+    y, dx, grads = _run(layer, case.cast(b, x64, "float64"), dy, case.train)
     assert_close(b.to_numpy(y), ty.detach().numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} forward vs torch")
-    assert_close(b.to_numpy(dx), tx.grad.numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} dx vs torch")
+    if not case.integer_input:
+        assert_close(b.to_numpy(dx), tx.grad.numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} dx vs torch")
     for n, tp in tmod.named_parameters():
         assert_close(b.to_numpy(grads[n]), tp.grad.numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} grad {n} vs torch")
     for n, tb in tmod.named_buffers():
@@ -216,16 +310,37 @@ def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.
 
 
 def _check_errors(case: LayerCase, b: Backend, x64: np.ndarray) -> None:
+    """Wrong dtype, integer input and another backend's array raise; a parameter-free layer
+    that follows its input computes on the other backend and in float64 instead.  For an
+    integer-input case only the other backend and the case's own bad inputs are checked."""
     import pytest
     layer = case.make(b, "float32")
-    with pytest.raises(TypeError, match="float64"):
-        layer.forward(b.asarray(x64, dtype="float64"), train=case.train)
-    with pytest.raises(TypeError, match="integer"):
-        layer.forward(b.asarray(np.ones(case.input_shape, dtype=np.int64)), train=case.train)
+    follows = layer.follows_input and not any(True for _ in layer._state_items())
     numpy_b = get_backend("numpy")
     other = get_backend("array_api_strict") if b.xp is numpy_b.xp else numpy_b
-    with pytest.raises(ValueError, match="backend"):
-        layer.forward(other.asarray(x64, dtype="float32"), train=case.train)
+    if case.integer_input:
+        with pytest.raises(ValueError, match="backend"):
+            layer.forward(other.asarray(x64), train=case.train)
+        for shape, exc, match in case.bad_inputs:
+            with pytest.raises(exc, match=match):
+                layer.forward(b.asarray(np.ones(shape, dtype=x64.dtype)), train=case.train)
+        return
+    if follows:
+        for where, dtype in ((b, "float64"), (other, "float32")):
+            x = where.asarray(x64, dtype=dtype)
+            y, backprop = layer.forward(x, train=case.train)
+            dx = backprop(where.asarray(np.ones(tuple(y.shape)), dtype=dtype))
+            for what, a in (("output", y), ("dx", dx)):
+                assert where.owns(a) and a.dtype == where.dtype(dtype), (
+                    f"{case.name} built on {b.label} float32: {what} of a {where.label} {dtype} input is "
+                    f"{a.dtype} on {type(a).__module__}, expected to follow the input")
+    else:
+        with pytest.raises(TypeError, match="float64"):
+            layer.forward(b.asarray(x64, dtype="float64"), train=case.train)
+        with pytest.raises(ValueError, match="backend"):
+            layer.forward(other.asarray(x64, dtype="float32"), train=case.train)
+    with pytest.raises(TypeError, match="integer"):
+        layer.forward(b.asarray(np.ones(case.input_shape, dtype=np.int64)), train=case.train)
     for shape, exc, match in case.bad_inputs:
         with pytest.raises(exc, match=match):
             layer.forward(b.asarray(np.ones(shape), dtype="float32"), train=case.train)

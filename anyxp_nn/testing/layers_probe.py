@@ -75,7 +75,7 @@ def _record(build_model: Callable[..., Any], b: Backend, batch: tuple[np.ndarray
     rec: dict[str, dict[str, Any]] = {}
     exits: list[str] = []
     for name, layer in model.named_layers():
-        _instrument(layer, name.rstrip(".") or "(model)", b, rec, exits)
+        _instrument(layer, name or "(model)", b, rec, exits)
     try:
         x = b.asarray(batch[0], dtype=dtype)
         if augment is not None:
@@ -91,7 +91,7 @@ def _record(build_model: Callable[..., Any], b: Backend, batch: tuple[np.ndarray
 def _instrument(layer: Any, name: str, b: Backend, rec: dict, exits: list) -> None:
     forward = layer.forward
 
-    def recording_forward(x: Any, train: bool = True) -> Any:
+    def recording_forward(x: Any, train: "bool | None" = None) -> Any:
         first = name not in rec
         if first:
             rec[name] = {"x": b.to_numpy(x), "layer": layer}
@@ -191,7 +191,7 @@ def probe_layers(build_model: Callable[..., Any], batch: tuple[np.ndarray, np.nd
         manual_seed(seed)
         try:
             m = build_model(backend=label, dtype=dtype)
-            models[label] = {name.rstrip(".") or "(model)": layer for name, layer in m.named_layers()}
+            models[label] = {name or "(model)": layer for name, layer in m.named_layers()}
         except Exception as e:  # cannot even build: the model's constructor is the culprit
             r = LayerResult("(model)", "build_model", label, ref.label, problem="error",
                             detail=f"build_model raised {type(e).__name__}: {e}")

@@ -1,11 +1,17 @@
 """pytest plugin (entry point ``pytest11``): run a test on every available backend.
 
+Installing anyxp_nn loads this plugin into every pytest run, so it claims only names
+of its own and changes nothing in another project's tests:
+
 Fixtures:
-    ``backend``: a :class:`~anyxp_nn.backend.Backend`; every test asking for it
-        runs once per backend in ``--anyxp-backends`` (default: numpy,
-        array_api_strict, array_api_strict:device1, torch, cupy).  Backends that
-        cannot run here (no torch, no CUDA device) skip with the reason.
-    ``xp``: ``backend.xp``.
+    ``anyxp_backend``: a :class:`~anyxp_nn.backend.Backend`; every test asking for it
+        (directly or through another fixture) runs once per backend in ``--anyxp-backends``
+        (default: numpy, array_api_strict, array_api_strict:device1, torch, cupy), with
+        ids such as ``[backend=numpy]``.  Backends that cannot run here (no torch, no CUDA
+        device) skip with the reason.
+    ``anyxp_xp``: ``anyxp_backend.xp``.
+Short names (opt in): ``pytest_plugins = ["anyxp_nn.testing.short_names"]`` in your top-level
+    ``conftest.py`` adds ``backend`` and ``xp`` as aliases of the two fixtures.
 Marker:
     ``@pytest.mark.anyxp_skip("torch", reason="...")``: skip those backends for one test
     (a bare name also skips its devices: "array_api_strict" skips "array_api_strict:device1").
@@ -13,8 +19,7 @@ Layer tables:
     ``test_mine = anyxp_nn.testing.layer_test(CASES)`` in any test module runs every
     :class:`~anyxp_nn.testing.LayerCase` through every check on every backend.
 
-The plugin is registered through the ``pytest11`` entry point, so installing
-anyxp_nn is enough: no ``conftest.py`` needed (``-p no:anyxp_nn`` turns it off).
+``-p no:anyxp_nn`` turns the plugin off.
 """
 from __future__ import annotations
 
@@ -22,13 +27,16 @@ from typing import Any
 
 import pytest
 
+__all__ = ["DEFAULT_BACKENDS", "selected_backends", "anyxp_backend", "anyxp_xp"]
+
 DEFAULT_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy")
+FIXTURE = "anyxp_backend"
 
 
 def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("anyxp_nn")
     group.addoption("--anyxp-backends", default=None,
-                    help="comma-separated backends for the `backend` fixture "
+                    help="comma-separated backends for the `anyxp_backend` fixture "
                          f"(default: {','.join(DEFAULT_BACKENDS)}; unusable ones skip)")
 
 
@@ -44,13 +52,14 @@ def selected_backends(config: Any) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: Any) -> None:
-    if "backend" in metafunc.fixturenames:
+    if FIXTURE in metafunc.fixturenames:
         names = selected_backends(metafunc.config)
-        metafunc.parametrize("backend", names, indirect=True, ids=names)
+        metafunc.parametrize(FIXTURE, names, indirect=True, ids=[f"backend={n}" for n in names])
 
 
 @pytest.fixture
-def backend(request: Any) -> Any:
+def anyxp_backend(request: Any) -> Any:
+    """The backend this test instance runs on (parametrized by the plugin)."""
     from anyxp_nn.backend import get_backend
     label = request.param
     marker = request.node.get_closest_marker("anyxp_skip")
@@ -63,5 +72,6 @@ def backend(request: Any) -> Any:
 
 
 @pytest.fixture
-def xp(backend: Any) -> Any:
-    return backend.xp
+def anyxp_xp(anyxp_backend: Any) -> Any:
+    """``anyxp_backend.xp``: the array-api-compat namespace."""
+    return anyxp_backend.xp

@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from .._atomic import atomic_write
+
 __all__ = ["Callback", "FitState", "EarlyStopping", "ModelCheckpoint", "LRSchedule", "NonFiniteGuard",
            "TerminateOnNaN", "NonFiniteLossError", "CSVLogger", "JSONLogger"]
 
@@ -37,6 +39,7 @@ class FitState:
         self.stop_reason: str | None = None
         self.message: str | None = None
         self.last_checkpoint: str | None = None
+        self.is_main = True     # False on ranks other than 0 of a data-parallel run: they write no files
 
     def stop(self, reason: str, message: str | None = None) -> None:
         self.stop_training = True
@@ -134,8 +137,9 @@ class ModelCheckpoint(Callback):
                 return
             self.best = v
         path = self.path.format(epoch=state.epoch + 1)
-        save(path, state.model, state.optimizer, epoch=state.epoch + 1, step=state.step,
-             history=state.history, loader=state.loader)
+        if state.is_main:
+            save(path, state.model, state.optimizer, epoch=state.epoch + 1, step=state.step,
+                 history=state.history, loader=state.loader)
         state.last_checkpoint = path
 
 
@@ -216,6 +220,8 @@ class CSVLogger(Callback):
         self.path, self.keys = Path(path), keys
 
     def on_epoch_end(self, state: FitState) -> None:
+        if not state.is_main:
+            return
         row = {k: v for k, v in state.logs.items() if not isinstance(v, (list, dict))}
         keys = self.keys or list(row)
         new = not self.path.exists() or self.path.stat().st_size == 0
@@ -227,15 +233,17 @@ class CSVLogger(Callback):
 
 
 class JSONLogger(Callback):
-    """Rewrite a JSON file with the whole history after each epoch (atomically)."""
+    """Rewrite a JSON file with the whole history after each epoch (atomically: through a
+    temporary file that is removed if the write fails, e.g. on a full disk)."""
 
     def __init__(self, path: "str | os.PathLike"):
         self.path = Path(path)
 
     def _write(self, state: FitState) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(state.history.to_dict(), indent=1))
-        os.replace(tmp, self.path)
+        if not state.is_main:
+            return
+        text = json.dumps(state.history.to_dict(), indent=1).encode("utf-8")
+        atomic_write(self.path, lambda f: f.write(text))  # a full disk leaves the old file and no temp
 
     def on_epoch_end(self, state: FitState) -> None:
         self._write(state)

@@ -4,13 +4,33 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from .. import losses as _losses
 from ..data import DataLoader, as_loader
-from .metrics import ConfusionMatrix, get_metrics
+from .metrics import ConfusionMatrix, default_metrics, get_metrics
 
-__all__ = ["evaluate", "check_labels", "fast_loss", "LossFn"]
+__all__ = ["evaluate", "check_labels", "fast_loss", "eval_loader", "LossFn"]
 
 LossFn = Callable[[Any, Any], tuple[Any, Any]]
+
+
+def eval_loader(data: Any, backend: Any, batch_size: int = 256, what: str = "val_data") -> DataLoader:
+    """A DataLoader as is, or an unshuffled one over an ``(x, y)`` host pair: class ids when
+    ``y`` holds integers, float targets (``labels=False``, e.g. regression) otherwise."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not _integral(data[1]):
+        return DataLoader(data[0], data[1], batch_size=batch_size, shuffle=False, backend=backend, labels=False)
+    return as_loader(data, batch_size=batch_size, backend=backend, what=what)
+
+
+def _integral(y: Any) -> bool:
+    kind = getattr(getattr(y, "dtype", None), "kind", None)
+    if kind is None:  # a list, or another library's array: ask NumPy
+        try:
+            kind = np.asarray(y).dtype.kind
+        except Exception:
+            return True  # let the DataLoader report what it is
+    return kind in "iub"
 
 
 def check_labels(loader: DataLoader, num_classes: int, what: str) -> None:
@@ -31,16 +51,19 @@ def fast_loss(loss_fn: LossFn) -> LossFn:
 
 
 def evaluate(model: Any, data: Any, loss_fn: "LossFn | None" = None,
-             metrics: "Sequence[Any] | str | None" = ("accuracy",), batch_size: int = 256) -> dict[str, Any]:
+             metrics: "Sequence[Any] | str | None" = "auto", batch_size: int = 256) -> dict[str, Any]:
     """Loss and metrics of ``model`` (inference mode) on ``data`` = (x, y) host arrays or a DataLoader.
+
+    ``metrics="auto"``: as :func:`~anyxp_nn.training.fit`'s (accuracy for class ids, none for regression).
 
     All batch results stay on the device and are read in one transfer at the end.
     """
-    loader = as_loader(data, batch_size=batch_size, backend=model.backend, what="data")
+    loader = eval_loader(data, model.backend, batch_size=batch_size, what="data")
     if loader.backend != model.backend:
         raise ValueError(f"evaluate: the data loader yields batches on {loader.backend.label!r} "
                          f"but the model is on {model.backend.label!r}")
-    ms = get_metrics(metrics)
+    auto = isinstance(metrics, str) and metrics == "auto"
+    ms = get_metrics(default_metrics(loss_fn, loader) if auto else metrics)
     xp = model.backend.xp
     loss_fn = fast_loss(loss_fn) if loss_fn is not None else None
     total, n, sizes = None, 0, None

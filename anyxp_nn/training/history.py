@@ -92,18 +92,18 @@ class History:
     def plot(self, path: "str | Path | None" = None) -> Any:
         """A matplotlib figure: loss per step and per epoch, then one panel per metric.
 
-        Saves to ``path`` when given (the figure is then closed and returned).
+        Saves to ``path`` when given.  Made with the object API (``matplotlib.figure.Figure``),
+        never through pyplot: the user's matplotlib backend and pyplot's figures are untouched
+        (a notebook shows the returned figure when it is the cell's value).
         """
-        import matplotlib
-        if path is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         metrics = sorted({k.removeprefix("val_") for k in self.epochs
                           if k.removeprefix("val_") not in ("loss", "epoch", "time_s", "samples_per_s",
                                                              "lr", "confusion_matrix")
                           and _numeric(self.epochs[k])})
-        fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6), squeeze=False)
+        fig = Figure(figsize=(5 * (1 + len(metrics)), 3.6))
+        axes = fig.subplots(1, 1 + len(metrics), squeeze=False)
         ax = axes[0, 0]
         if self.num_steps:
             steps_per_epoch = max(1, self.num_steps / max(self.num_epochs, 1))
@@ -123,7 +123,6 @@ class History:
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=100)
-            plt.close(fig)
         return fig
 
 

@@ -16,9 +16,10 @@ from typing import Any, Sequence
 
 from array_api_compat import array_namespace, device as _device
 
+from .. import losses as _losses
 from ..backend import backend_of
 
-__all__ = ["Metric", "Accuracy", "TopKAccuracy", "ConfusionMatrix", "get_metrics",
+__all__ = ["Metric", "Accuracy", "TopKAccuracy", "ConfusionMatrix", "get_metrics", "default_metrics",
            "accuracy", "top_k_accuracy", "confusion_matrix"]
 
 
@@ -30,23 +31,48 @@ class Metric:
     def batch(self, logits: Any, labels: Any) -> Any:
         raise NotImplementedError
 
+    def check(self, logits: Any, labels: Any) -> None:
+        """Raise a clear error when this metric cannot measure these outputs and targets
+        (shapes and dtypes only: no host sync).  ``fit`` calls it before the first step."""
+
     def reduce(self, total: Any, count: int) -> Any:
         """``total``: the host (NumPy) sum over all batches."""
         return float(total) / max(count, 1)
 
 
-class Accuracy(Metric):
+class _Classification(Metric):
+    """A metric of logits (N, C) against integer class ids (N,)."""
+
+    def check(self, logits: Any, labels: Any) -> None:
+        xp = array_namespace(logits)
+        got = f"outputs of shape {tuple(logits.shape)} and targets of shape {tuple(labels.shape)} ({labels.dtype})"
+        hint = ("; it measures classification (logits (N, C), class ids (N,)): for regression or "
+                "multi-label targets pass metrics=() or a Metric of your own")
+        if logits.ndim != 2 or tuple(labels.shape) != (logits.shape[0],):
+            raise ValueError(f"{self.name}: expected outputs (N, C) and targets (N,), got {got}{hint}")
+        if not xp.isdtype(labels.dtype, "integral"):
+            raise TypeError(f"{self.name}: expected integer class ids as targets, got {got}{hint}")
+
+    def batch(self, logits: Any, labels: Any) -> Any:
+        self.check(logits, labels)
+        return self._batch(logits, labels)
+
+    def _batch(self, logits: Any, labels: Any) -> Any:
+        raise NotImplementedError
+
+
+class Accuracy(_Classification):
     """Fraction of samples whose arg-max logit is the label."""
 
     name = "accuracy"
 
-    def batch(self, logits: Any, labels: Any) -> Any:
+    def _batch(self, logits: Any, labels: Any) -> Any:
         xp = array_namespace(logits)
         hit = xp.argmax(logits, axis=1) == xp.astype(labels, xp.int64)
         return xp.sum(xp.astype(hit, logits.dtype))
 
 
-class TopKAccuracy(Metric):
+class TopKAccuracy(_Classification):
     """Fraction of samples whose label is among the ``k`` largest logits.
 
     rank(label) = #{classes with a strictly larger logit}; a hit when rank < k
@@ -59,7 +85,7 @@ class TopKAccuracy(Metric):
         self.k = k
         self.name = f"top{k}_accuracy"
 
-    def batch(self, logits: Any, labels: Any) -> Any:
+    def _batch(self, logits: Any, labels: Any) -> Any:
         xp = array_namespace(logits)
         c = logits.shape[1]
         classes = xp.arange(c, dtype=xp.int64, device=_device(logits))
@@ -69,12 +95,12 @@ class TopKAccuracy(Metric):
         return xp.sum(xp.astype(rank < self.k, logits.dtype))
 
 
-class ConfusionMatrix(Metric):
+class ConfusionMatrix(_Classification):
     """C[i, j] = number of samples of class i predicted as j (rows: truth)."""
 
     name = "confusion_matrix"
 
-    def batch(self, logits: Any, labels: Any) -> Any:
+    def _batch(self, logits: Any, labels: Any) -> Any:
         xp = array_namespace(logits)
         c = logits.shape[1]
         classes = xp.arange(c, dtype=xp.int64, device=_device(logits))
@@ -114,9 +140,16 @@ def get_metrics(specs: "Sequence[Any] | str | None") -> list[Metric]:
     return out
 
 
+def default_metrics(loss_fn: Any, loader: Any) -> tuple[str, ...]:
+    """``fit``'s ``metrics="auto"``: ("accuracy",) when the loader holds class ids and the loss is
+    not a regression or binary one (mse, binary cross-entropy), else ()."""
+    fn = getattr(loss_fn, "func", loss_fn)  # functools.partial
+    if fn in (_losses.mse, _losses.binary_cross_entropy_with_logits):
+        return ()
+    return ("accuracy",) if getattr(loader, "labels", False) else ()
+
+
 def _read(logits: Any, labels: Any, metric: Metric) -> Any:
-    if tuple(labels.shape) != (logits.shape[0],):
-        raise ValueError(f"{metric.name}: labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
     return backend_of(logits).to_numpy(metric.batch(logits, labels))  # note: a host sync point
 
 

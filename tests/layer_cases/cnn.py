@@ -61,6 +61,22 @@ CASES = [
               torch=_t(lambda: tnn.Conv2d(6, 4, (3, 2), dilation=(1, 2), padding=1, groups=2))),
     LayerCase("Conv2D-padding-beyond-kernel", lambda **kw: nn.Conv2D(2, 3, (1, 3), padding=(1, 2), **kw),
               (2, 2, 4, 3), torch=_t(lambda: tnn.Conv2d(2, 3, (1, 3), padding=(1, 2)))),
+    # 3x3 stride 1 from WINOGRAD_MIN_CHANNELS (8) input channels: Winograd F(2x2, 3x3) for forward, dX
+    # and dW; an odd output size (5x3) leaves a partial last tile
+    LayerCase("Conv2D-winograd", lambda **kw: nn.Conv2D(8, 3, 3, padding=1, **kw), (1, 8, 5, 3),
+              torch=_t(lambda: tnn.Conv2d(8, 3, 3, padding=1)),
+              bad_inputs=[((1, 3, 5, 3), ValueError, r"Conv2D\(8, 3.*input has 3 channels, expected 8")]),
+    LayerCase("Conv2D-winograd-pad2-nobias", lambda **kw: nn.Conv2D(8, 2, 3, padding=2, bias=False, **kw), (2, 8, 2, 3),
+              torch=_t(lambda: tnn.Conv2d(8, 2, 3, padding=2, bias=False))),
+    # padding="same": an even (dilated) kernel puts the odd zero at the end (bottom/right), as PyTorch
+    LayerCase("Conv2D-same-even-kernel", lambda **kw: nn.Conv2D(2, 3, (2, 4), padding="same", **kw), (2, 2, 4, 5),
+              torch=_t(lambda: tnn.Conv2d(2, 3, (2, 4), padding="same"))),
+    LayerCase("Conv2D-same-dilated", lambda **kw: nn.Conv2D(2, 2, 3, padding="same", dilation=(1, 2), **kw),
+              (1, 2, 4, 5), torch=_t(lambda: tnn.Conv2d(2, 2, 3, padding="same", dilation=(1, 2)))),
+    LayerCase("Conv2D-valid", lambda **kw: nn.Conv2D(2, 3, 2, padding="valid", **kw), (2, 2, 3, 4),
+              torch=_t(lambda: tnn.Conv2d(2, 3, 2, padding="valid")),
+              bad_inputs=[((1, 2, 1, 4), ValueError, r"Conv2D\(2, 3, kernel_size=\(2, 2\), stride=\(1, 1\), "
+                                                     r"padding='valid'\): kernel 2x2 \(dilated\) is larger")]),
     # -- pooling --------------------------------------------------------------------------------
     LayerCase("MaxPool2D-2", lambda **kw: nn.MaxPool2D(2, **kw), (2, 3, 4, 5), make_input=_distinct,
               torch=_t(lambda: tnn.MaxPool2d(2)),

@@ -1,0 +1,110 @@
+"""Backend.cpu_threads: compute thread pools sized to the free cores inside the scope, restored after."""
+import itertools
+
+import pytest
+
+import anyxp_nn as nn
+from anyxp_nn import backend as B
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.fixture
+def two_free(monkeypatch):
+    monkeypatch.setattr(B._core_meter, "free_cores", lambda: 2.0)
+
+
+@pytest.fixture
+def one_free(monkeypatch):
+    monkeypatch.setattr(B._core_meter, "free_cores", lambda: 1.2)
+
+
+def test_numpy_blas_lowered_inside_and_restored(one_free):
+    from threadpoolctl import threadpool_limits
+    be = nn.get_backend("numpy")
+    with threadpool_limits(2, user_api="blas"):
+        assert set(_blas_threads()) == {2}
+        with be.cpu_threads() as n:
+            assert n == 1 and set(_blas_threads()) == {1}
+            with be.cpu_threads() as inner:  # nested: nothing more to change
+                assert inner == 1
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {2}  # the user's setting is back
+
+
+def test_never_raises_the_users_setting(two_free):
+    from threadpoolctl import threadpool_limits
+    be = nn.get_backend("numpy")
+    with threadpool_limits(1, user_api="blas"):
+        with be.cpu_threads() as n:
+            assert n == 1 and set(_blas_threads()) == {1}
+
+
+def test_torch_intra_op_threads(one_free):
+    torch = pytest.importorskip("torch")
+    be = nn.get_backend("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in be.cpu_threads_each(range(3)):
+            assert torch.get_num_threads() == 1
+            break  # a break closes the generator: the pool is restored
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_restored_after_an_exception(one_free):
+    torch = pytest.importorskip("torch")
+    be = nn.get_backend("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            with be.cpu_threads():
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_adapt_threads_off_leaves_pools_alone(one_free, monkeypatch):
+    from threadpoolctl import threadpool_limits
+    be = nn.get_backend("numpy")
+    monkeypatch.setattr(be, "adapt_threads", False)
+    with threadpool_limits(2, user_api="blas"):
+        with be.cpu_threads() as n:
+            assert n == 0 and set(_blas_threads()) == {2}
+    assert be.elementwise_threads == (B.os.cpu_count() or 1)
+
+
+def test_elementwise_threads_follow_free_cores(one_free, monkeypatch):
+    be = nn.get_backend("numpy")
+    monkeypatch.setattr(be, "_elementwise_threads", None)
+    assert be.elementwise_threads == 1
+    be.elementwise_threads = 3  # an explicit value wins
+    assert be.elementwise_threads == 3
+
+
+def test_core_meter_subtracts_own_cpu_time(monkeypatch):
+    """Busy cores (all processes, from /proc/stat) minus this process's CPU time = others' load."""
+    meter = B._CoreMeter()
+    meter.usable = 2
+    # jiffies: 100 per core per second on 2 cores; second sample: 150 of 200 busy = 1.5 cores busy
+    stats = iter([(0, 1000, 2), (150, 1200, 2)])
+    clock = itertools.count(0.0, 1.0)  # one second between samples
+    cpu = iter([10.0, 10.5])  # this process used 0.5 core in that second
+    monkeypatch.setattr(B._CoreMeter, "_stat", staticmethod(lambda: next(stats)))
+    monkeypatch.setattr(B.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(B.os, "times", lambda: type("T", (), {"user": next(cpu), "system": 0.0})())
+    assert meter.free_cores() == 2.0  # first sample: no interval yet, all usable cores
+    assert meter.free_cores() == pytest.approx(1.0)  # others took 1.5 - 0.5 = 1 core
+
+
+def test_core_meter_without_proc_stat(monkeypatch):
+    meter = B._CoreMeter()
+    monkeypatch.setattr(B._CoreMeter, "_stat", staticmethod(lambda: None))
+    assert meter.free_cores() == float(meter.usable)
