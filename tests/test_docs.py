@@ -328,3 +328,16 @@ def test_figures_are_small():
         pytest.skip("no docs/figures yet")
     total = sum(f.stat().st_size for f in FIGURES.glob("*.png"))
     assert total < FIGURES_MAX_BYTES, f"docs/figures holds {total / 1e6:.2f} MB of PNGs (limit 2 MB)"
+
+
+def test_every_committed_figure_is_regenerated_by_one_command():
+    """Each PNG in docs/figures/ is one that ``python examples/make_doc_figures.py`` writes."""
+    spec = importlib.util.spec_from_file_location("make_doc_figures", ROOT / "examples" / "make_doc_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made = {name for names in module.FIGURES.values() for name in names}
+    committed = {f.name for f in FIGURES.glob("*.png")} if FIGURES.is_dir() else set()
+    assert committed <= made, f"figures no command regenerates: {sorted(committed - made)}"
+    linked = {Path(t).name for g in _guides() for t in _IMAGE_LINK.findall(_prose(g.read_text(encoding="utf-8")))
+              if t.startswith("figures/")}
+    assert linked <= made, f"pages link figures that make_doc_figures.py does not make: {sorted(linked - made)}"
