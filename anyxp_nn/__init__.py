@@ -23,3 +23,6 @@ __all__ = ["augment", "backend", "checkpoint", "data", "init", "losses", "monito
            "load", "save", "Parameter", "Generator", "manual_seed", "count_syncs", "sync_guard",
            "History", "callbacks", "fit", "metrics", "summary", "Summary", "interpret", "distributed",
            *_layer_names]
+
+from . import export  # noqa: E402  (after __version__, which export records in its files)
+__all__ += ["export"]

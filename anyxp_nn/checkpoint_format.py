@@ -205,7 +205,8 @@ def few(keys: list[str], n: int = 12) -> str:
 def read_info(path: "str | os.PathLike") -> dict[str, Any]:
     """What a checkpoint holds, from its metadata alone (no arrays are read, nothing is verified
     beyond the metadata's own form; :func:`load` verifies everything):
-    ``{"epoch", "step", "backend", "created", "model", "optimizer", "version"}``."""
+    ``{"epoch", "step", "backend", "created", "model", "optimizer", "version", "extra"}``
+    (``extra``: what ``save(..., **extra)`` recorded, in the metadata's JSON form)."""
     path = check_path(path, "read_info")
     if not path.exists():
         raise CheckpointNotFoundError(f"read_info: no checkpoint at {str(path)!r}")
@@ -226,4 +227,4 @@ def read_info(path: "str | os.PathLike") -> dict[str, Any]:
     return {"epoch": meta.get("epoch"), "step": meta.get("step"), "backend": meta.get("backend"),
             "created": meta.get("created"), "version": meta.get("version"),
             "model": model.get("class") if isinstance(model, dict) else None,
-            "optimizer": opt.get("class") if isinstance(opt, dict) else None}
+            "optimizer": opt.get("class") if isinstance(opt, dict) else None, "extra": meta.get("extra")}

@@ -9,6 +9,7 @@ each, listed in :data:`COMMANDS`; a new subcommand adds one pair and one row)::
     check      the cross-backend checks (anyxp_nn.testing.check)
     bench      the library's own benchmarks: a built-in MLP step timing, the benchmarks/
                folder of the source tree this package runs from, or scripts given by path
+    export     a checkpoint's model as ONNX or safetensors (anyxp_nn.export)
 
 Every subcommand takes ``--backend`` and ``--debug``; every option's help shows its
 default.  Exit status: 0 success, 1 a runtime error (one line ``anyxp-nn: error: ...``,
@@ -178,10 +179,15 @@ def _builder(name: str) -> Any:
 
 def _call(fn: Any, **kw: Any) -> Any:
     """Call a model builder with the keyword arguments it accepts."""
+    return fn(**_accepted(fn, kw))
+
+
+def _accepted(fn: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``kw`` that ``fn`` accepts."""
     params = inspect.signature(fn).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return fn(**kw)
-    return fn(**{k: v for k, v in kw.items() if k in params})
+        return dict(kw)
+    return {k: v for k, v in kw.items() if k in params}
 
 
 def _schedule(kind: str, lr: float, total: int) -> Any:
@@ -251,10 +257,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     classes = int(y.max()) + 1
     nn.manual_seed(args.seed)
     build = _builder(args.model)
-    if args.model == "mlp":
-        model = _call(build, in_features=int(X.shape[1]), num_classes=classes, backend=backend)
-    else:
-        model = _call(build, in_channels=int(X.shape[1]), num_classes=classes, backend=backend)
+    size = {"in_features": int(X.shape[1])} if args.model == "mlp" else {"in_channels": int(X.shape[1])}
+    builder_kw = _accepted(build, dict(size, num_classes=classes))  # recorded in checkpoints for `export`
+    model = build(**builder_kw, backend=backend)
     comm = None
     if args.distributed:  # every rank trains on its shard; gradients averaged (docs/distributed.md)
         comm = nn.distributed.init()
@@ -268,7 +273,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = getattr(nn.optim, cls_name)(model.parameters(), lr=_schedule(args.schedule, lr, total), **kw)
     callbacks = [NonFiniteGuard()]
     if args.checkpoint:
-        callbacks.insert(0, ModelCheckpoint(args.checkpoint))
+        record = nn.export.builder_record(build.__name__, input_shape=(1, *X.shape[1:]), **builder_kw)
+        callbacks.insert(0, ModelCheckpoint(args.checkpoint, extra={"builder": record}))
     if main_rank:
         ranks = f", {comm.size} ranks" if comm else ""
         print(f"{args.model} on {args.dataset} ({len(Xtr)} train / {len(Xte)} test), {cls_name} lr={lr} "
@@ -411,6 +417,41 @@ def _builtin_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export -------------------------------------------------------------------------
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="a checkpoint that records its model builder (train --checkpoint writes one)")
+    p.add_argument("--format", choices=("onnx", "safetensors"), required=True, help="the file format to write")
+    p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
+    p.add_argument("--input-shape", default=None, metavar="N,C,...",
+                   help="ONNX: the example input shape, batch first, e.g. 1,1,28,28 (default: the recorded one)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import model_from_checkpoint, save_safetensors, to_onnx
+    if not Path(args.checkpoint).is_file():
+        raise UsageError(f"CHECKPOINT: no file at {args.checkpoint!r}")
+    shape = None
+    if args.input_shape is not None:
+        try:
+            shape = [int(s) for s in args.input_shape.split(",")]
+        except ValueError:
+            raise UsageError(f"--input-shape must be comma-separated ints, batch first (e.g. 1,1,28,28), "
+                             f"got {args.input_shape!r}") from None
+    model, record = model_from_checkpoint(args.checkpoint, backend=args.backend)
+    if args.format == "safetensors":
+        path = save_safetensors(model, args.out)
+    else:
+        shape = shape or record.get("input_shape")
+        if not shape:
+            raise UsageError(f"{args.checkpoint!r} records no input shape: pass --input-shape, e.g. 1,1,28,28")
+        path = to_onnx(model, args.out, shape, opset=args.opset)
+    print(f"wrote {path} ({args.format}; anyxp_nn.models.{record['name']}, {sum(1 for _ in model.parameters())} "
+          f"parameter arrays)")
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------
 COMMANDS: dict[str, Command] = {
     "backends": Command("list the backends and why any is unusable", add_backends_arguments, cmd_backends),
@@ -421,6 +462,8 @@ COMMANDS: dict[str, Command] = {
                      add_check_arguments, cmd_check),
     "bench": Command("the library's own benchmarks (or the scripts given), or a quick MLP step timing",
                      add_bench_arguments, cmd_bench),
+    "export": Command("export a checkpoint's model to ONNX or safetensors (needs anyxp_nn[export])",
+                      add_export_arguments, cmd_export),
 }
 
 

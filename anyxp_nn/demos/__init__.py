@@ -11,4 +11,6 @@ SECTIONS = [
     ("Convolutional Neural Networks", "cnn"),
     ("Deep Learning Optimization", "deep"),
     ("Interpretability", "interpretability"),
+    ("Depth: Initialisation, Degradation and Residual Connections", "depth"),
+    ("Generalization, Inductive Bias and Representations", "generalization"),
 ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, NamedTuple
 
 from ..backend import Backend, all_finite, backend_of, get_backend, to_numpy
+from ..keymap import map_state_dict_keys
 from ..parameter import Parameter
 
 __all__ = ["Layer", "Backprop", "StateDictError", "IncompatibleKeys", "children_backend"]
@@ -58,6 +59,8 @@ class Layer:
     #: A parameter-free layer that computes on its input's backend, device and floating
     #: dtype instead of the ones it was built with (see :meth:`_check_input`).
     follows_input: bool = False
+    #: Training mode (PyTorch's ``Module.training``); set per instance by train()/eval().
+    training: bool = True
 
     def __init__(self, *, backend: "str | Backend | None" = None, dtype: Any = None):
         object.__setattr__(self, "_params", {})
@@ -182,16 +185,20 @@ class Layer:
         return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
                 for key, owner, attr, is_p in self._state_items()}
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True, *, key_map: Any = None) -> IncompatibleKeys:
         """Load parameters and buffers from NumPy or any backend's arrays.
 
         Every key, shape and value is checked before anything is written, so a
         failed load leaves the model unchanged.  With ``strict=False`` missing and
         unexpected keys are allowed; either way the return value is the named tuple
-        ``(missing_keys, unexpected_keys)``, as torch's.
+        ``(missing_keys, unexpected_keys)``, as torch's.  ``key_map``: rules that rename
+        the keys of a checkpoint named otherwise (torchvision's ``conv1``, ``layer1.0.bn1``),
+        see :func:`anyxp_nn.keymap.map_state_dict_keys`; keys left over are listed side by side.
         """
         if not hasattr(state, "items"):
             raise TypeError(f"{type(self).__name__}.load_state_dict expects a dict, got {type(state).__name__}")
+        if key_map is not None:
+            state = map_state_dict_keys(state, key_map, expected=self, strict=strict)
         items = list(self._state_items())
         expected = {key for key, *_ in items}
         missing = [k for k, *_ in items if k not in state]

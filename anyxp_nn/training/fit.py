@@ -139,7 +139,8 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     if steps_per_epoch == 0:
         raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
                          f"{loader.batch_size}, drop_last={loader.drop_last})")
-    log_every = log_every or max(1, -(-(-(-steps_per_epoch // accumulate_steps)) // 10))  # ~10 reads per epoch
+    optimizer_steps = -(-steps_per_epoch // accumulate_steps)  # per epoch, rounded up
+    log_every = log_every or max(1, -(-optimizer_steps // 10))  # ~10 reads per epoch
     backend, xp = model.backend, model.backend.xp
     step_loss = loss_fn
     state = FitState(model, optimizer, loader, history, epochs)
