@@ -114,7 +114,7 @@ def test_version_and_defaults_in_help(capsys):
         for action in sub._actions:
             if action.option_strings and action.default not in (None, False) and action.dest != "help":
                 assert "default" in sub.formatter_class("x")._get_help_string(action), (command, action.dest)
-            elif action.option_strings and action.default is None:
+            elif action.option_strings and action.default is None and not action.required:
                 assert "default" in (action.help or ""), (command, action.dest)  # says what None means
 
 
