@@ -9,6 +9,11 @@ SECTIONS = [
     ("MLPs and Backpropagation", "mlp"),
     ("Vanishing and Exploding Gradients", "gradients"),
     ("Convolutional Neural Networks", "cnn"),
+    ("Generalization, Inductive Bias and Representations", "generalization"),
     ("Deep Learning Optimization", "deep"),
+    ("Depth: Initialisation, Degradation and Residual Connections", "depth"),
     ("Interpretability", "interpretability"),
+    ("Transfer Learning", "transfer"),
+    ("Semantic Segmentation", "segmentation"),
+    ("Object Detection", "detection"),
 ]

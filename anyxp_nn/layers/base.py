@@ -185,7 +185,7 @@ class Layer:
         return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
                 for key, owner, attr, is_p in self._state_items()}
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True, key_map: Any = None) -> IncompatibleKeys:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True, *, key_map: Any = None) -> IncompatibleKeys:
         """Load parameters and buffers from NumPy or any backend's arrays.
 
         Every key, shape and value is checked before anything is written, so a
