@@ -68,8 +68,6 @@ FIGURES_MAX_BYTES = 2_000_000
 SLOW_OR_PENDING: dict[str, str] = {}
 # guide file name -> the backends its snippets are written for (default: all of BACKENDS)
 BACKENDS_FOR: dict[str, tuple[str, ...]] = {
-    # its snippets pass host NumPy arrays to layers (e.g. section 1's input_gradient call)
-    "05-cnn-applications.md": ("numpy",),
 }
 # pages whose prose may name a figure only if it is in docs/figures/ (other pages name files a user writes)
 FIGURE_PAGES = ("01-stochastic-gradient-descent.md", "02-mlps-backpropagation.md", "03-cnns-deep-learning-keys.md",
