@@ -71,8 +71,8 @@ class Backend:
         self.cache_block_bytes = None if _is_gpu(name, device) else 4 << 20
         #: Bytes of reusable work buffers kept per thread by :meth:`scratch` (0: none).  On a
         #: CPU, freeing and re-allocating multi-MB temporaries every step makes the C allocator
-        #: hand memory back to the OS and fault it in again (~3,000 page faults per small-ResNet
-        #: step, ~15% of its time); GPU libraries pool device memory themselves.
+        #: hand memory back to the OS and fault it in again (benchmarks/README.md measured the
+        #: cost); GPU libraries pool device memory themselves.
         self.scratch_bytes = 0 if _is_gpu(name, device) else 64 << 20
         self._scratch = threading.local()
         #: Let :meth:`cpu_threads` shrink the BLAS / intra-op thread pool to the cores other
