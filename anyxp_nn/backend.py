@@ -40,6 +40,7 @@ BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
 transfer_hooks: list[Callable[[str, "Backend", int], None]] = []
 
 _default_name: str | None = None
+_CPU_COUNT = os.cpu_count() or 1
 _cache: dict[str, "Backend"] = {}
 
 
@@ -96,7 +97,7 @@ class Backend:
             return self._elementwise_threads
         if self.name not in ("numpy", "array_api_strict"):
             return 1
-        cores = os.cpu_count() or 1
+        cores = _CPU_COUNT  # os.cpu_count() reads /sys each call (~50 us): once per process
         return max(1, min(cores, int(_core_meter.free_cores() + 0.5))) if self.adapt_threads else cores
 
     @elementwise_threads.setter

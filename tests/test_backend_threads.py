@@ -79,7 +79,7 @@ def test_adapt_threads_off_leaves_pools_alone(one_free, monkeypatch):
     with threadpool_limits(2, user_api="blas"):
         with be.cpu_threads() as n:
             assert n == 0 and set(_blas_threads()) == {2}
-    assert be.elementwise_threads == (B.os.cpu_count() or 1)
+    assert be.elementwise_threads == (B.os.cpu_count() or 1) == B._CPU_COUNT
 
 
 def test_elementwise_threads_follow_free_cores(one_free, monkeypatch):
