@@ -201,7 +201,12 @@ def main(argv: "list[str] | None" = None) -> int:
             for t in threads:
                 for r in range(args.rounds):
                     for lib in (libs if r % 2 == 0 else libs[::-1]):
-                        for name, v in run_child(lib, t, models, args.steps).items():
+                        try:
+                            got = run_child(lib, t, models, args.steps)
+                        except RuntimeError as e:  # one failed run leaves a gap, not a lost table
+                            print(f"  FAILED: {load}, {t} thread(s), {lib}: {e}", file=sys.stderr, flush=True)
+                            continue
+                        for name, v in got.items():
                             res.setdefault((load, t, lib, name), []).append(v)
                         print(f"  done: {load}, {t} thread(s), round {r + 1}, {lib}", file=sys.stderr, flush=True)
         finally:
