@@ -67,6 +67,18 @@ def test_train_resume_says_where_it_resumed(tmp_path, capsys):
     assert f"resuming from {ck} after epoch 1 (step " in err and "training epochs 2-2" in err
 
 
+def test_train_resnet_checkpoint_then_resume(tmp_path, capsys):
+    """The issue's reproducer: `train --model resnet --checkpoint rn.npz`, then `--resume`, failed
+    on BatchNorm's 0-d num_batches_tracked."""
+    ck = tmp_path / "rn.npz"
+    base = ["train", "--model", "resnet", "--batch-size", "256", "--checkpoint", str(ck), "--out", str(tmp_path / "o"),
+            "--no-progress"]
+    assert main(base + ["--epochs", "1"]) == 0
+    assert main(base + ["--epochs", "2", "--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().err
+    assert nn.checkpoint.read_info(ck)["epoch"] == 2
+
+
 @pytest.mark.parametrize("option", ["--out", "--checkpoint"])
 def test_train_checks_output_paths_before_training(option, tmp_path, capsys):
     blocker = tmp_path / "file"
@@ -102,7 +114,7 @@ def test_version_and_defaults_in_help(capsys):
         for action in sub._actions:
             if action.option_strings and action.default not in (None, False) and action.dest != "help":
                 assert "default" in sub.formatter_class("x")._get_help_string(action), (command, action.dest)
-            elif action.option_strings and action.default is None:
+            elif action.option_strings and action.default is None and not action.required:
                 assert "default" in (action.help or ""), (command, action.dest)  # says what None means
 
 

@@ -136,18 +136,19 @@ def _fit_run(backend, interrupt_at_step=None, interrupt_after_s=None):
                 time.sleep(0.002)
             return real(p, state, group, lr)
         opt._update = update
-    timer = None
-    if interrupt_after_s is not None:
-        timer = threading.Timer(interrupt_after_s, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
+    alarm = None
+    if interrupt_after_s is not None:  # a kernel timer (on time even on a loaded machine) raises SIGINT
+        alarm = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+        signal.setitimer(signal.ITIMER_REAL, interrupt_after_s)
     try:
         with pytest.warns(RuntimeWarning, match="interrupted") if interrupt_at_step is not None else _maybe_warns():
             h = fit(model, opt, CE, loader, epochs=50, progress=False, log_every=3)
-    except KeyboardInterrupt:  # a timer that fired before fit's loop began (a loaded machine): no history
+    except KeyboardInterrupt:  # the signal came before fit's loop began or after it ended: no history
         h = None
     finally:
-        if timer is not None:
-            timer.cancel()
+        if alarm is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, alarm)
     return model, opt, h
 
 
