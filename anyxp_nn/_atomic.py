@@ -53,7 +53,10 @@ def deferred_interrupts() -> Iterator[None]:
             _depth -= 1
         return
     try:
-        previous = signal.signal(signal.SIGINT, _hold)
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is None:  # a handler not installed from Python: it cannot be put back, leave it
+            raise ValueError
+        signal.signal(signal.SIGINT, _hold)
     except (ValueError, OSError):  # no signal support here (e.g. an embedded interpreter)
         yield
         return

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
@@ -77,6 +78,10 @@ class Backend:
         #: Let :meth:`cpu_threads` shrink the BLAS / intra-op thread pool to the cores other
         #: processes leave free (CPU backends).  False: it never touches a thread pool.
         self.adapt_threads = not _is_gpu(name, device) and name in ("numpy", "array_api_strict", "torch")
+        #: Let :meth:`parallel_map` run independent pieces of one op (Conv2D's batch chunks) on
+        #: host threads.  Only NumPy-based backends: their copies are single-threaded, while
+        #: PyTorch parallelises each op itself.
+        self.parallel_chunks = name in ("numpy", "array_api_strict")
 
     @property
     def elementwise_threads(self) -> int:
@@ -178,18 +183,19 @@ class Backend:
         (the key must then say which cells, e.g. include the padding).  Least recently used
         buffers are dropped beyond ``scratch_bytes``; a buffer larger than that is never kept.
         """
-        xp, shape = self.xp, tuple(int(d) for d in shape)
-        info = xp.finfo(dtype) if xp.isdtype(dtype, "real floating") else xp.iinfo(dtype)
-        nbytes = math.prod(shape) * info.bits // 8
-        make = xp.zeros if zero else xp.empty
-        if nbytes > self.scratch_bytes:
-            return make(shape, dtype=dtype, device=self.device)
+        shape = tuple(int(d) for d in shape)
         store = self._scratch
         if not hasattr(store, "pool"):
             store.pool, store.total = OrderedDict(), 0  # key -> (buffer, bytes), least recent first
-        k = (key, shape, str(dtype), zero)
+        k = (key, shape, dtype, zero)
         hit = store.pool.pop(k, None)
         if hit is None:
+            xp = self.xp
+            info = xp.finfo(dtype) if xp.isdtype(dtype, "real floating") else xp.iinfo(dtype)
+            nbytes = math.prod(shape) * info.bits // 8
+            make = xp.zeros if zero else xp.empty
+            if nbytes > self.scratch_bytes:
+                return make(shape, dtype=dtype, device=self.device)
             hit = (make(shape, dtype=dtype, device=self.device), nbytes)
             store.total += nbytes
         store.pool[k] = hit
@@ -232,6 +238,40 @@ class Backend:
             for set_, n in changed:
                 set_(n)
 
+    def host_threads(self) -> int:
+        """Python threads :meth:`parallel_map` would use now: the BLAS pool's size (as the user,
+        or :meth:`cpu_threads`, left it) capped by the free cores; 1 where ``parallel_chunks`` is off."""
+        pools = _thread_pools(self.name) if self.parallel_chunks else []
+        if not pools:
+            return 1
+        free = max(1, int(_core_meter.free_cores() + 0.5)) if self.adapt_threads else self.usable_cores
+        return max(1, min([free] + [get() for get, _ in pools]))
+
+    def parallel_map(self, fn: Callable[[Any], Any], items: list) -> list:
+        """``[fn(item) for item in items]``, on :meth:`host_threads` Python threads when that is > 1.
+
+        For pieces that release the GIL (NumPy copies and GEMMs on disjoint slices).  While they
+        run, the BLAS pool is held at one thread per caller (each piece is one core's work) and
+        restored afterwards.  Results come back in ``items`` order, so reductions over them
+        are deterministic.  Work buffers from :meth:`scratch` are per thread.
+        """
+        n = min(self.host_threads(), len(items))
+        if n < 2:
+            return [fn(item) for item in items]
+        pools = _thread_pools(self.name)
+        before = [get() for get, _ in pools]
+        for _, set_ in pools:
+            set_(1)
+        try:
+            return list(_executor(n).map(fn, items))
+        finally:
+            for (_, set_), k in zip(pools, before):
+                set_(k)
+
+    @property
+    def usable_cores(self) -> int:
+        return _core_meter.usable
+
     def cpu_threads_each(self, items: Iterable[Any]) -> Iterator[Any]:
         """Yield each item of ``items`` with the consumer's work on it inside :meth:`cpu_threads`
         (re-sized per item, restored between items and at the end, also after a ``break``)."""
@@ -259,16 +299,21 @@ class Backend:
 class _CoreMeter:
     """Cores that other processes leave free, from ``/proc/stat`` deltas minus this process's CPU time.
 
-    Re-sampled at most every ``interval`` seconds; ``free_cores()`` returns the usable core
-    count where ``/proc/stat`` is missing (non-Linux) and before a first interval has passed.
+    Re-sampled at most every ``interval`` seconds; the first sample is taken when the module is
+    imported, so the first estimate is ready ``first_interval`` seconds later (well before a first
+    training step, usually).  ``free_cores()`` returns the usable core count where ``/proc/stat``
+    is missing (non-Linux) and before the first estimate.
     """
     interval = 0.25
+    first_interval = 0.05
 
     def __init__(self) -> None:
         self.usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.free = float(self.usable)
+        self._measured = False
         self._last: "tuple[float, tuple[int, int, int], float] | None" = None
         self._lock = threading.Lock()
+        self.free_cores()  # the first sample
 
     @staticmethod
     def _stat() -> "tuple[int, int, int] | None":
@@ -284,7 +329,7 @@ class _CoreMeter:
     def free_cores(self) -> float:
         now = time.monotonic()
         last = self._last
-        if last is not None and now - last[0] < self.interval:
+        if last is not None and now - last[0] < (self.interval if self._measured else self.first_interval):
             return self.free
         with self._lock:
             stat = self._stat()
@@ -296,6 +341,7 @@ class _CoreMeter:
                 busy = (stat[0] - last[1][0]) / (stat[1] - last[1][1]) * stat[2]  # cores busy, all processes
                 own = (snap[2] - last[2]) / (now - last[0])
                 self.free = max(0.0, min(float(self.usable), stat[2] - max(0.0, busy - own)))
+                self._measured = True
             self._last = snap
         return self.free
 
@@ -305,7 +351,9 @@ _pools: dict[str, list] = {}
 
 
 def _thread_pools(name: str) -> list[tuple[Callable[[], int], Callable[[int], None]]]:
-    """``[(get_threads, set_threads)]`` of the compute thread pools a CPU backend uses."""
+    """``[(get_threads, set_threads)]`` of the compute thread pools a CPU backend uses: PyTorch's
+    intra-op pool, or the BLAS libraries loaded when first asked (NumPy's own, loaded with it;
+    another library's BLAS loaded later, e.g. SciPy's, is not NumPy's and is left alone)."""
     if name not in _pools:
         found: list = []
         if name == "torch":
@@ -320,6 +368,15 @@ def _thread_pools(name: str) -> list[tuple[Callable[[], int], Callable[[int], No
                 found = []
         _pools[name] = found
     return _pools[name]
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    if n not in _executors:
+        _executors[n] = ThreadPoolExecutor(n, thread_name_prefix="anyxp-chunks")
+    return _executors[n]
 
 
 def _is_gpu(name: str, device: Any) -> bool:

@@ -17,8 +17,8 @@ Guarantees (tested in ``tests/test_reliability*.py``, summarised in docs/trainin
   killed at any point (Ctrl-C, ``kill -9``, a full disk) leaves the previous
   checkpoint intact.  Such leftovers of writers that no longer run are removed by
   the next save to the same target.  A model holding NaN or inf is refused at save time.
-* **No pickle, bounded reads.**  Members are parsed by this module (zip headers,
-  ``.npy`` headers, JSON): object arrays, pickles and compression methods other than
+* **No pickle, bounded reads.**  Members are parsed by :mod:`anyxp_nn.checkpoint_format`
+  (zip headers, ``.npy`` headers, JSON): object arrays, pickles and compression methods other than
   stored/deflate are refused.  Before anything is decompressed, every member's
   declared size is checked against the array table in the metadata, the model's
   shapes and ``max_bytes``; a member cannot decompress past its declared size.
@@ -33,15 +33,8 @@ Arrays are host NumPy, so a run saved on one backend resumes on any other.
 """
 from __future__ import annotations
 
-import ast
-import hashlib
-import json
-import math
 import os
-import re
 import time
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -49,37 +42,10 @@ import numpy as np
 
 from . import random as _random
 from ._atomic import atomic_write, deferred_interrupts
+from .checkpoint_format import (FORMAT, VERSION, CheckpointError, CheckpointNotFoundError, check_path, digest,
+                                few, json_bytes, read_checkpoint, read_info)
 
 __all__ = ["save", "load", "read_info", "CheckpointError", "CheckpointNotFoundError"]
-
-FORMAT = "anyxp_nn.checkpoint"
-VERSION = 2               # 2 added the array table; version 1 files still load
-_META_MAX_BYTES = 1 << 28     # 256 MiB of JSON metadata (a long per-step history is a few MiB)
-_NPY_HEADER_MAX = 1 << 16     # a .npy header (magic + length + dict) is at most this long
-_DTYPES = {np.dtype(t).str for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                                     "uint64", "float16", "float32", "float64", "complex64", "complex128")}
-_MEMBER = re.compile(r"(a\d+|__meta__|__checksum__)\.npy")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not match the model/optimizer."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """No checkpoint at the given path (both a CheckpointError and a FileNotFoundError)."""
-
-
-# -- paths -------------------------------------------------------------------------
-def _check_path(path: Any, fn: str) -> Path:
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{fn}: `path` must be a str or os.PathLike, got {type(path).__name__}")
-    if str(path).strip() == "":
-        raise CheckpointError(f"{fn}: `path` is empty; pass a file name such as 'model.npz'")
-    p = Path(path)
-    if p.is_dir():
-        raise CheckpointError(f"{fn}: `path` {str(p)!r} is a directory; pass a file name inside it")
-    return p
-
 
 # -- saving ------------------------------------------------------------------------
 def _host_array(obj: Any) -> np.ndarray:
@@ -116,19 +82,6 @@ def _key(k: Any, where: str) -> Any:
     raise TypeError(f"save: {where} has a key of type {type(k).__name__}; only str and int keys are stored")
 
 
-def _digest(meta: bytes, arrays: dict[str, np.ndarray]) -> bytes:
-    h = hashlib.sha256(meta)
-    for name in sorted(arrays):
-        a = arrays[name]
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest().encode()
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, allow_nan=True, separators=(",", ":")).encode("utf-8")
-
-
 def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: Any) -> Path:
     """Write the training state of ``model`` (and ``optimizer``) to ``path`` atomically.
 
@@ -144,7 +97,7 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
 
     Returns the path.
     """
-    path = _check_path(path, "save")
+    path = check_path(path, "save")
     arrays: dict[str, np.ndarray] = {}
     model_entries, bad = [], []
     for key, value in model.state_dict().items():
@@ -154,7 +107,7 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             bad.append(key)
     if bad:
-        raise CheckpointError(f"save: the model holds NaN or inf in {_few(bad)}; refusing to write a "
+        raise CheckpointError(f"save: the model holds NaN or inf in {few(bad)}; refusing to write a "
                               f"checkpoint that load() would refuse (the previous file at {str(path)!r} is kept)")
     opt_meta = None
     if optimizer is not None:
@@ -184,10 +137,10 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
         "history": history.to_dict() if history is not None else None,
         "extra": user,
     }
-    meta_bytes = _json_bytes(meta)
+    meta_bytes = json_bytes(meta)
     payload = dict(arrays)
     payload["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
-    payload["__checksum__"] = np.frombuffer(_digest(meta_bytes, arrays), dtype=np.uint8)
+    payload["__checksum__"] = np.frombuffer(digest(meta_bytes, arrays), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **payload))
     return path
 
@@ -198,131 +151,6 @@ def _has_array(obj: Any) -> bool:
     if isinstance(obj, list):
         return any(_has_array(v) for v in obj)
     return False
-
-
-# -- reading -----------------------------------------------------------------------
-def _parse_npy(raw: bytes, where: str) -> np.ndarray:
-    """A ``.npy`` member's array, parsed without pickle and without trusting its header."""
-    if raw[:6] != b"\x93NUMPY" or len(raw) < 10:
-        raise CheckpointError(f"{where} is not a .npy array")
-    major = raw[6]
-    if major == 1:
-        hlen, start = int.from_bytes(raw[8:10], "little"), 10
-    elif major in (2, 3):
-        hlen, start = int.from_bytes(raw[8:12], "little"), 12
-    else:
-        raise CheckpointError(f"{where} has an unknown .npy version {major}")
-    if start + hlen > min(len(raw), _NPY_HEADER_MAX):
-        raise CheckpointError(f"{where} has a damaged .npy header")
-    try:
-        header = ast.literal_eval(raw[start:start + hlen].decode("latin1"))
-        descr, fortran, shape = header["descr"], header["fortran_order"], tuple(header["shape"])
-        dtype = np.dtype(descr) if isinstance(descr, str) else None
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError) as e:
-        raise CheckpointError(f"{where} has a damaged .npy header ({type(e).__name__})") from None
-    if dtype is None or dtype.str not in _DTYPES or fortran is not False:
-        raise CheckpointError(f"{where} has dtype {descr!r} (fortran_order={fortran!r}); checkpoints hold "
-                              "only C-ordered bool, integer, floating and complex arrays")
-    if not all(isinstance(s, int) and s >= 0 for s in shape):
-        raise CheckpointError(f"{where} has an invalid shape {shape!r}")
-    nbytes = math.prod(shape) * dtype.itemsize
-    body = raw[start + hlen:]
-    if len(body) != nbytes:
-        raise CheckpointError(f"{where} holds {len(body)} bytes, its header says {nbytes}")
-    return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
-
-
-def _read(path: Path, max_bytes: int, precheck: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Metadata and arrays of a checkpoint, every size checked before anything is decompressed.
-
-    ``precheck(meta, table)`` runs after the metadata is read and before any array is.
-    """
-    if not path.exists():
-        raise CheckpointNotFoundError(f"load: no checkpoint at {str(path)!r}")
-    where = f"load: {str(path)!r}"
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            names = [i.filename for i in infos]
-            if len(set(names)) != len(names) or not all(_MEMBER.fullmatch(n) for n in names):
-                raise CheckpointError(f"{where} is not an anyxp_nn checkpoint (members {_few(names)})")
-            if "__meta__.npy" not in names or "__checksum__.npy" not in names:
-                raise CheckpointError(f"{where} is not an anyxp_nn checkpoint (no __meta__/__checksum__ entry)")
-            for i in infos:
-                if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    raise CheckpointError(f"{where} member {i.filename!r} uses zip compression method "
-                                          f"{i.compress_type}; checkpoints are stored or deflated (damaged file?)")
-            declared = {i.filename: i.file_size for i in infos}
-            total = sum(declared.values())
-            if total > max_bytes:
-                raise CheckpointError(f"{where} declares {total} bytes of arrays, more than max_bytes="
-                                      f"{max_bytes}; pass a larger max_bytes to load() if the file is trusted")
-            if declared["__meta__.npy"] > _META_MAX_BYTES or declared["__checksum__.npy"] > 1024:
-                raise CheckpointError(f"{where} has an oversized __meta__ or __checksum__ member")
-            meta_bytes = _parse_npy(zf.read("__meta__.npy"), f"{where} member '__meta__'").tobytes()
-            meta = _parse_meta(meta_bytes, where)
-            table = _array_table(meta, where, [n[:-4] for n in names if n.startswith("a")])
-            for name, (shape, dtype) in table.items():
-                size = declared[name + ".npy"]
-                nbytes = math.prod(shape) * dtype.itemsize
-                if not nbytes <= size <= nbytes + _NPY_HEADER_MAX:
-                    raise CheckpointError(f"{where} member {name!r} declares {size} bytes, but the metadata "
-                                          f"says {shape} {dtype} ({nbytes} bytes); refusing to decompress it")
-            if precheck is not None and table:
-                precheck(meta, table)
-            stored = _parse_npy(zf.read("__checksum__.npy"), f"{where} member '__checksum__'").tobytes()
-            arrays = {}
-            for name in sorted(n[:-4] for n in names if n.startswith("a")):
-                a = _parse_npy(zf.read(name + ".npy"), f"{where} member {name!r}")
-                if table and (a.shape, a.dtype) != table[name]:
-                    raise CheckpointError(f"{where} member {name!r} is {a.shape} {a.dtype}, the metadata "
-                                          f"says {table[name][0]} {table[name][1]}")
-                arrays[name] = a
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, NotImplementedError,
-            ValueError, KeyError, RuntimeError, MemoryError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{where} is truncated or corrupted and cannot be read "
-                              f"({type(e).__name__}: {e})") from None
-    if _digest(meta_bytes, arrays) != stored:
-        raise CheckpointError(f"{where}: checksum mismatch in the file: it was modified or damaged "
-                              "after it was written; refusing to load it")
-    return meta, arrays
-
-
-def _parse_meta(meta_bytes: bytes, where: str) -> dict[str, Any]:
-    try:
-        meta = json.loads(meta_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{where} has unreadable metadata ({type(e).__name__}: {str(e)[:120]})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        fmt = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise CheckpointError(f"{where} is not an anyxp_nn checkpoint (format {fmt!r})")
-    version = meta.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"{where} has an invalid format version {version!r}")
-    if version > VERSION:
-        raise CheckpointError(f"{where} has format version {version}, this anyxp_nn reads up to "
-                              f"{VERSION}; upgrade anyxp_nn")
-    return meta
-
-
-def _array_table(meta: dict[str, Any], where: str, members: list[str]) -> dict[str, tuple]:
-    """``{name: (shape, dtype)}`` from the metadata (version >= 2; empty for version 1 files)."""
-    if meta["version"] < 2:
-        return {}
-    table = meta.get("arrays")
-    if not isinstance(table, dict) or sorted(table) != sorted(members):
-        raise CheckpointError(f"{where}: the metadata's array table does not list exactly the file's arrays")
-    out = {}
-    for name, entry in table.items():
-        ok = (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
-              and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in entry[0])
-              and entry[1] in _DTYPES)
-        if not ok:
-            raise CheckpointError(f"{where}: the metadata describes array {name!r} as {str(entry)[:80]}")
-        out[name] = (tuple(entry[0]), np.dtype(entry[1]))
-    return out
 
 
 # -- staging: everything checked, nothing written ------------------------------------
@@ -343,11 +171,10 @@ def _unflatten(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
 
 
 def _match_model(where: str, meta: dict[str, Any], described: dict[str, tuple], model: Any,
-                 arrays: "dict[str, np.ndarray] | None" = None) -> dict[str, Any]:
+                 current: dict[str, np.ndarray], arrays: "dict[str, np.ndarray] | None" = None) -> dict[str, Any]:
     """Check every model key, shape and dtype (``described``: array name -> (shape, dtype)),
     and with ``arrays`` every value; returns the model's state from the file (key -> array name,
-    or key -> array when ``arrays`` is given)."""
-    current = model.state_dict()
+    or key -> array when ``arrays`` is given).  ``current`` is ``model.state_dict()``."""
     entries = (meta.get("model") or {}).get("entries") if isinstance(meta.get("model"), dict) else None
     if not isinstance(entries, list) or not all(
             isinstance(e, list) and len(e) == 4 and isinstance(e[0], str) and e[1] in described for e in entries):
@@ -357,9 +184,9 @@ def _match_model(where: str, meta: dict[str, Any], described: dict[str, tuple], 
     missing = [k for k in current if k not in saved]
     unexpected = [k for k in saved if k not in current]
     if missing:
-        problems.append(f"missing keys {_few(missing)}")
+        problems.append(f"missing keys {few(missing)}")
     if unexpected:
-        problems.append(f"unexpected keys {_few(unexpected)}")
+        problems.append(f"unexpected keys {few(unexpected)}")
     for key, name in saved.items():
         if key not in current:
             continue
@@ -387,12 +214,12 @@ def _checked_rng_state(state: Any, where: str, what: str) -> dict[str, Any]:
     return state
 
 
-def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], model: Any, optimizer: Any,
-           loader: Any, restore_rng: bool) -> dict[str, Any]:
+def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], model: Any,
+           current: dict[str, np.ndarray], optimizer: Any, loader: Any, restore_rng: bool) -> dict[str, Any]:
     """Every part of the new state, validated; nothing is written."""
     from .training.history import History
     described = {name: (a.shape, a.dtype) for name, a in arrays.items()}
-    staged: dict[str, Any] = {"model": _match_model(where, meta, described, model, arrays)}
+    staged: dict[str, Any] = {"model": _match_model(where, meta, described, model, current, arrays)}
     if optimizer is not None:
         opt = meta.get("optimizer")
         if opt is None:
@@ -438,38 +265,6 @@ def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], mode
     return staged
 
 
-def _few(keys: list[str], n: int = 12) -> str:
-    return str(keys) if len(keys) <= n else f"{keys[:n]} (+{len(keys) - n} more)"
-
-
-def read_info(path: "str | os.PathLike") -> dict[str, Any]:
-    """What a checkpoint holds, from its metadata alone (no arrays are read, nothing is verified
-    beyond the metadata's own form; :func:`load` verifies everything):
-    ``{"epoch", "step", "backend", "created", "model", "optimizer", "version", "extra"}``
-    (``extra``: what ``save(..., **extra)`` recorded, in the metadata's JSON form)."""
-    path = _check_path(path, "read_info")
-    if not path.exists():
-        raise CheckpointNotFoundError(f"read_info: no checkpoint at {str(path)!r}")
-    where = f"read_info: {str(path)!r}"
-    try:
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo("__meta__.npy")
-            if info.file_size > _META_MAX_BYTES or info.compress_type not in (zipfile.ZIP_STORED,
-                                                                             zipfile.ZIP_DEFLATED):
-                raise CheckpointError(f"{where} has an oversized or damaged __meta__ member")
-            meta = _parse_meta(_parse_npy(zf.read(info), f"{where} member '__meta__'").tobytes(), where)
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{where} is truncated or corrupted and cannot be read "
-                              f"({type(e).__name__}: {e})") from None
-    model, opt = meta.get("model"), meta.get("optimizer")
-    return {"epoch": meta.get("epoch"), "step": meta.get("step"), "backend": meta.get("backend"),
-            "created": meta.get("created"), "version": meta.get("version"),
-            "model": model.get("class") if isinstance(model, dict) else None,
-            "optimizer": opt.get("class") if isinstance(opt, dict) else None, "extra": meta.get("extra")}
-
-
 def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader: Any = None,
          restore_rng: bool = False, max_bytes: "int | None" = None) -> dict[str, Any]:
     """Restore a :func:`save`'d state into ``model`` (and ``optimizer``, ``loader``).
@@ -494,15 +289,16 @@ def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader
     Returns the metadata: ``{"epoch", "step", "history" (a History or None),
     "backend" (where it was saved), **extra}``.
     """
-    path = _check_path(path, "load")
+    path = check_path(path, "load")
+    current = model.state_dict()  # host copies, taken once (a device-to-host transfer)
     if max_bytes is None:
-        max_bytes = 8 * sum(a.nbytes for a in model.state_dict().values()) + (1 << 26)
+        max_bytes = 8 * sum(a.nbytes for a in current.values()) + (1 << 26)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"load: `max_bytes` must be a positive int or None, got {max_bytes!r}")
     where = f"load: {str(path)!r}"
-    meta, arrays = _read(path, max_bytes, lambda meta, table: _match_model(where, meta, table, model))
+    meta, arrays = read_checkpoint(path, max_bytes, lambda meta, table: _match_model(where, meta, table, model, current))
     try:
-        staged = _stage(where, meta, arrays, model, optimizer, loader, restore_rng)
+        staged = _stage(where, meta, arrays, model, current, optimizer, loader, restore_rng)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:

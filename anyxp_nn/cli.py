@@ -179,10 +179,15 @@ def _builder(name: str) -> Any:
 
 def _call(fn: Any, **kw: Any) -> Any:
     """Call a model builder with the keyword arguments it accepts."""
+    return fn(**_accepted(fn, kw))
+
+
+def _accepted(fn: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``kw`` that ``fn`` accepts."""
     params = inspect.signature(fn).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return fn(**kw)
-    return fn(**{k: v for k, v in kw.items() if k in params})
+        return dict(kw)
+    return {k: v for k, v in kw.items() if k in params}
 
 
 def _schedule(kind: str, lr: float, total: int) -> Any:
@@ -252,10 +257,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     classes = int(y.max()) + 1
     nn.manual_seed(args.seed)
     build = _builder(args.model)
-    if args.model == "mlp":
-        model = _call(build, in_features=int(X.shape[1]), num_classes=classes, backend=backend)
-    else:
-        model = _call(build, in_channels=int(X.shape[1]), num_classes=classes, backend=backend)
+    size = {"in_features": int(X.shape[1])} if args.model == "mlp" else {"in_channels": int(X.shape[1])}
+    builder_kw = _accepted(build, dict(size, num_classes=classes))  # recorded in checkpoints for `export`
+    model = build(**builder_kw, backend=backend)
     comm = None
     if args.distributed:  # every rank trains on its shard; gradients averaged (docs/distributed.md)
         comm = nn.distributed.init()
@@ -269,7 +273,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = getattr(nn.optim, cls_name)(model.parameters(), lr=_schedule(args.schedule, lr, total), **kw)
     callbacks = [NonFiniteGuard()]
     if args.checkpoint:
-        callbacks.insert(0, ModelCheckpoint(args.checkpoint))
+        record = nn.export.builder_record(build.__name__, input_shape=(1, *X.shape[1:]), **builder_kw)
+        callbacks.insert(0, ModelCheckpoint(args.checkpoint, extra={"builder": record}))
     if main_rank:
         ranks = f", {comm.size} ranks" if comm else ""
         print(f"{args.model} on {args.dataset} ({len(Xtr)} train / {len(Xte)} test), {cls_name} lr={lr} "

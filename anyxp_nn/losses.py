@@ -67,8 +67,9 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
 
     Stable for any finite logits, up to the dtype's largest value: log-softmax is
     computed as z - logsumexp(z) with z = logits - max(logits), so exp never overflows;
-    z is clamped at -finfo.max (logits of +-3e38 in float32 would give -inf there) and
-    each row's loss is divided by N before the sum, so the loss stays finite.
+    logits more than finfo.max below a row's maximum are raised to that distance (their
+    probability is 0 either way), so z never overflows, and each row's loss is divided by N
+    before the sum, so the loss stays finite.
     """
     xp = array_namespace(logits)
     fn = "softmax_cross_entropy"
@@ -112,8 +113,11 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
         target = one_hot(labels, c, logits.dtype)
     if label_smoothing:
         target = target * (1.0 - label_smoothing) + label_smoothing / c
-    z = logits - xp.max(logits, axis=1, keepdims=True)
-    z = xp.maximum(z, -float(xp.finfo(logits.dtype).max))  # (N, C); -inf only past the dtype's range
+    m = xp.max(logits, axis=1, keepdims=True)  # (N, 1)
+    big = float(xp.finfo(logits.dtype).max)
+    # z = logits - m, with logits first raised to max(m, 0) - big: exp(z) is 0 for them either way,
+    # and the subtraction can no longer overflow (logits of +-3e38 in float32 would give -inf)
+    z = xp.maximum(logits, xp.maximum(m, 0.0) - big) - m  # (N, C), in [-big, 0]
     e = xp.exp(z)
     s = xp.sum(e, axis=1, keepdims=True)
     logp = z - xp.log(s)  # (N, C) log-softmax

@@ -151,7 +151,8 @@ def report(results: dict[int, list]) -> None:
     print("|---|---|---|---|---|---|")
     for r in two[2:]:
         if "kind" in r:
-            print(f"| {r['kind']} | {r['bucket_bytes'] // 1024} KiB | {r['buckets']} | {'on' if r['overlap'] else 'off'} "
+            overlap = "on" if r["overlap"] else "off"
+            print(f"| {r['kind']} | {r['bucket_bytes'] // 1024} KiB | {r['buckets']} | {overlap} "
                   f"| {r['step_ms']:.2f} | {r['wait_ms']:.2f} |")
     ar = next(r for r in two if r.get("allreduce"))
     alpha = ar["latency_s"] / 2                                  # P = 2: 2(P-1) = 2 latency terms

@@ -7,8 +7,9 @@ every rank (a failed check raises, and the abort hook stops both ranks) and writ
 * ``equivalence``: 2 ranks with batch b == 1 process with batch 2b over 20 steps (SGD with
   momentum and Adam; MLP and CNN; a CNN with SyncBatchNorm; numpy, torch and the host-staged
   ``array_api_strict:device1``), parameters checksummed and all-gathered after every step.
-* ``fit``: ``nn.fit`` on a DataParallel model with checkpoints, a CSV log and validation; then
-  a run where only rank 1 sees a NaN loss.
+* ``fit``: ``nn.fit`` on a DataParallel model with checkpoints, a CSV log and validation; the
+  same run resumed from a one-process checkpoint (``OUTDIR/one-1.npz``, when present); then a
+  run where only rank 1 sees a NaN loss.
 * ``raise``: rank 1 raises in the middle of training; both ranks must stop.
 """
 from __future__ import annotations
@@ -139,6 +140,21 @@ def fit_run(comm, out: dict, folder: Path) -> None:
                   "stop_reason": history.stop_reason}
     if comm.rank == 0:
         np.savez(folder / "final.npz", **model.state_dict())
+    final = model.state_dict()
+
+    # a checkpoint written by one process with batch 2b (by the test, before launching) resumes on 2 ranks
+    one = folder / "one-1.npz"
+    if one.exists():
+        model = DataParallel(build("mlp", "numpy"), comm)
+        opt = optimizer("adam", model)
+        loader = nn.data.DataLoader(x, y, batch_size=B, rng=11, shard=(comm.rank, comm.size))
+        nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, val_data=(xv, yv), epochs=3,
+               progress=False, resume=str(one))
+        worst = max(float(np.max(np.abs(v - final[k]))) for k, v in model.state_dict().items())
+        if worst > 1e-5:
+            raise AssertionError(f"fit: resuming a one-process checkpoint on 2 ranks left the trajectory "
+                                 f"(max |diff| {worst:.3g} from the 2-rank run)")
+        out["resumed_from_one_process"] = worst
 
     # only rank 1 sees a NaN loss at its 3rd step: both ranks must stop together, none may hang
     model = DataParallel(build("mlp", "numpy"), comm)

@@ -8,8 +8,9 @@ from anyxp_nn import backend as B
 
 
 def _blas_threads():
-    from threadpoolctl import threadpool_info
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    """Sizes of the BLAS pools the numpy backend controls (NumPy's own; e.g. SciPy's OpenBLAS,
+    loaded later by other tests, is not NumPy's and is left alone)."""
+    return [get() for get, _ in B._thread_pools("numpy")]
 
 
 @pytest.fixture
@@ -91,20 +92,40 @@ def test_elementwise_threads_follow_free_cores(one_free, monkeypatch):
 
 def test_core_meter_subtracts_own_cpu_time(monkeypatch):
     """Busy cores (all processes, from /proc/stat) minus this process's CPU time = others' load."""
-    meter = B._CoreMeter()
-    meter.usable = 2
     # jiffies: 100 per core per second on 2 cores; second sample: 150 of 200 busy = 1.5 cores busy
-    stats = iter([(0, 1000, 2), (150, 1200, 2)])
+    stats = iter([(0, 1000, 2), (150, 1200, 2), (310, 1400, 2)])
     clock = itertools.count(0.0, 1.0)  # one second between samples
-    cpu = iter([10.0, 10.5])  # this process used 0.5 core in that second
+    cpu = iter([10.0, 10.5, 11.5])  # this process used 0.5 core in the first second, 1.0 in the next
     monkeypatch.setattr(B._CoreMeter, "_stat", staticmethod(lambda: next(stats)))
     monkeypatch.setattr(B.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(B.os, "times", lambda: type("T", (), {"user": next(cpu), "system": 0.0})())
-    assert meter.free_cores() == 2.0  # first sample: no interval yet, all usable cores
+    meter = B._CoreMeter()  # the first sample, at construction
+    meter.usable = 2
     assert meter.free_cores() == pytest.approx(1.0)  # others took 1.5 - 0.5 = 1 core
+    monkeypatch.setattr(B.time, "monotonic", lambda: 1.1)  # 0.1 s later: below `interval`, no new sample
+    assert meter.free_cores() == pytest.approx(1.0)
+    clock = itertools.count(2.0, 1.0)
+    monkeypatch.setattr(B.time, "monotonic", lambda: next(clock))
+    assert meter.free_cores() == pytest.approx(2.0 - 0.6)  # 1.6 cores busy, 1.0 of them this process
 
 
 def test_core_meter_without_proc_stat(monkeypatch):
     meter = B._CoreMeter()
     monkeypatch.setattr(B._CoreMeter, "_stat", staticmethod(lambda: None))
     assert meter.free_cores() == float(meter.usable)
+
+
+def test_host_threads_follow_blas_pool_and_free_cores(monkeypatch):
+    from threadpoolctl import threadpool_limits
+    be = nn.get_backend("numpy")
+    with threadpool_limits(2, user_api="blas"):
+        monkeypatch.setattr(B._core_meter, "free_cores", lambda: 2.0)
+        assert be.host_threads() == 2
+        monkeypatch.setattr(B._core_meter, "free_cores", lambda: 1.2)
+        assert be.host_threads() == 1  # a busy core: chunks in turn
+    with threadpool_limits(1, user_api="blas"):
+        monkeypatch.setattr(B._core_meter, "free_cores", lambda: 2.0)
+        assert be.host_threads() == 1  # the user asked for one thread
+    monkeypatch.setattr(be, "parallel_chunks", False)
+    assert be.host_threads() == 1
+    assert nn.get_backend("torch").host_threads() == 1  # torch parallelises its own ops

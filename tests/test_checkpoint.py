@@ -173,3 +173,14 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
     assert p.read_bytes() == good and os.listdir(tmp_path) == ["ck.npz"]
     monkeypatch.undo()
     assert nn.load(p, make()[0])["epoch"] == 1
+
+
+def test_batchnorm_model_round_trips(tmp_path):
+    """0-d buffers (BatchNorm's num_batches_tracked) keep their shape through save/load."""
+    from anyxp_nn.models import small_resnet
+    m = small_resnet(3, backend="numpy", width=4, rng=nn.random.Generator(0))
+    path = nn.save(tmp_path / "bn.npz", m)
+    other = small_resnet(3, backend="numpy", width=4, rng=nn.random.Generator(1))
+    nn.load(path, other)
+    assert other.state_dict()["1.num_batches_tracked"].shape == ()
+    np.testing.assert_array_equal(other.state_dict()["0.weight"], m.state_dict()["0.weight"])

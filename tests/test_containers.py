@@ -124,7 +124,9 @@ def test_named_layers_match_torch_named_modules(backend):
 def test_pytorch_spellings_are_the_same_classes():
     assert nn.Conv2d is nn.Conv2D and nn.MaxPool2d is nn.MaxPool2D and nn.AvgPool2d is nn.AvgPool2D
     assert nn.BatchNorm1d is nn.BatchNorm1D and nn.BatchNorm2d is nn.BatchNorm2D
-    for name in ("Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerList", "LayerDict"):
+    assert nn.ConvTranspose2d is nn.ConvTranspose2D
+    for name in ("Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
+                 "LayerList", "LayerDict"):
         assert name in nn.__all__ and name in nn.layers.__all__
 
 

@@ -77,14 +77,32 @@ def test_winograd_float32_error_bound(backend, c):
 
 def test_winograd_is_chosen_by_the_rule():
     g = ConvGeometry((3, 3), (1, 1), (1, 1), (1, 1))
-    cpu = 4 << 20
-    assert conv_algorithm((8, WINOGRAD_MIN_CHANNELS, 16, 16), (16, WINOGRAD_MIN_CHANNELS, 3, 3), g, 1, cpu) == "winograd"
-    assert conv_algorithm((8, WINOGRAD_MIN_CHANNELS - 1, 16, 16), (16, 7, 3, 3), g, 1, cpu) == "im2col"  # few channels
-    assert conv_algorithm((8, 16, 16, 16), (16, 16, 3, 3), g, 1, None) == "im2col"  # GPU: not measured
-    assert conv_algorithm((8, 16, 16, 16), (16, 8, 3, 3), g, 2, cpu) == "im2col"  # groups
+    cpu, k = 4 << 20, WINOGRAD_MIN_CHANNELS
+    assert conv_algorithm((8, k, 16, 16), (k, k, 3, 3), g, 1, cpu) == "winograd"
+    assert conv_algorithm((8, k - 1, 16, 16), (k, k - 1, 3, 3), g, 1, cpu) == "im2col"  # few input channels
+    assert conv_algorithm((8, k, 16, 16), (k - 1, k, 3, 3), g, 1, cpu) == "im2col"  # few output channels
+    assert conv_algorithm((8, k, 16, 16), (k, k, 3, 3), g, 1, None) == "im2col"  # GPU: not measured
+    assert conv_algorithm((8, k, 16, 16), (k, k // 2, 3, 3), g, 2, cpu) == "im2col"  # groups
     for other in (g._replace(stride=(2, 2)), g._replace(dilation=(2, 1)), g._replace(padding=(3, 1)),
                   g._replace(kernel=(5, 5)), g._replace(pad_end=(0, 1))):
-        assert conv_algorithm((8, 16, 16, 16), (16, 16) + other.kernel, other, 1, cpu) == "im2col"
+        assert conv_algorithm((8, k, 16, 16), (k, k) + other.kernel, other, 1, cpu) == "im2col"
+
+
+@pytest.mark.parametrize("check", ["gradcheck", "torch", "dtype_device", "non_contiguous"])
+def test_winograd_layer_rows(backend, monkeypatch, check):
+    """The layer table's 3x3 rows again with Winograd taken (the rule's threshold lowered to 1)."""
+    from anyxp_nn.ops import conv as conv_ops
+    from anyxp_nn.testing import check_layer
+    from layer_cases.cnn import CASES
+    monkeypatch.setattr(conv_ops, "WINOGRAD_MIN_CHANNELS", 1)
+    calls = []
+    route = conv_ops._winograd_route
+    monkeypatch.setattr(conv_ops, "_winograd_route", lambda *a: calls.append(1) or route(*a))
+    rows = [c for c in CASES if c.name.startswith("Conv2D-winograd")]
+    assert len(rows) == 2
+    for case in rows:
+        check_layer(case, backend, checks=(check,))
+    assert calls
 
 
 def test_conv2d_unknown_algorithm():
@@ -100,10 +118,10 @@ def test_winograd_function_returns_channel_first(xp):
     assert tuple(Y.shape) == (1, 2, 2, 2) and float(xp.min(Y)) == 9.0 == float(xp.max(Y))
 
 
-@pytest.mark.parametrize("make", [lambda kw: nn.Conv2D(8, 4, 3, padding=1, **kw),  # Winograd
+@pytest.mark.parametrize("make", [lambda kw: nn.Conv2D(64, 64, 3, padding=1, **kw),  # 3x3, Winograd-sized
                                   lambda kw: nn.Conv2D(2, 4, 3, stride=2, padding=1, **kw),  # im2col + col2im
                                   lambda kw: nn.Conv2D(2, 4, 2, padding="same", **kw)],  # pad_end
-                         ids=["winograd", "col2im", "same-even"])
+                         ids=["3x3-64ch", "col2im", "same-even"])
 def test_conv2d_empty_batch(backend, make):
     conv = make(dict(backend=backend, dtype="float64"))
     x = backend.asarray(np.zeros((0, conv.in_channels, 5, 5)))
@@ -125,3 +143,57 @@ def test_conv2d_same_keeps_size_and_errors():
     with pytest.raises(ValueError, match=r"Conv2D: `padding` must be an int >= 0, a pair of them, 'same' or "
                                          r"'valid', got 'full'"):
         nn.Conv2D(1, 2, 3, padding="full")
+
+
+@pytest.mark.parametrize("stride,c,o", [(1, 3, 4), (1, 4, 3), (2, 3, 4)], ids=["transposed-kept", "transposed", "col2im"])
+def test_parallel_chunks_match_sequential(backend, monkeypatch, stride, c, o):
+    """Batch chunks on two host threads (Backend.parallel_map) give the same numbers as in turn."""
+    if not backend.parallel_chunks:
+        pytest.skip(f"{backend.label} runs chunks in turn (its ops parallelise themselves)")
+    from anyxp_nn.ops.conv import _sequential
+    monkeypatch.setattr(backend, "host_threads", lambda: 2)
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((5, c, 6, 7)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    geom = ConvGeometry((3, 3), (stride, stride), (1, 1), (1, 1))
+    ho, wo = geom.output_size(6, 7)
+    dy = backend.asarray(rng.standard_normal((5, o, ho, wo)))
+    out = {}
+    for name, run in (("threads", backend.parallel_map), ("in turn", _sequential)):
+        y, backward = conv2d(backend.asarray(x), backend.asarray(W), backend.asarray(b), geom,
+                             block_bytes=backend.cache_block_bytes, scratch=backend.scratch, map_chunks=run,
+                             min_chunks=2)
+        out[name] = [backend.to_numpy(a) for a in (y,) + backward(dy)]
+    for got, want in zip(out["threads"], out["in turn"]):
+        np.testing.assert_array_equal(got, want)
+    torch_ref = _torch_ref(x, W, b, backend.to_numpy(dy), 1) if stride == 1 else None
+    if torch_ref is not None:
+        for got, want in zip(out["threads"], torch_ref):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_map_restores_blas_threads(monkeypatch):
+    from threadpoolctl import threadpool_limits
+    from anyxp_nn.backend import _thread_pools
+    be = nn.get_backend("numpy")
+    monkeypatch.setattr(be, "host_threads", lambda: 2)
+    sizes = lambda: {get() for get, _ in _thread_pools("numpy")}  # noqa: E731  NumPy's BLAS pools
+    seen = []
+
+    def piece(i):
+        seen.append(sizes())
+        return i * i
+
+    with threadpool_limits(2, user_api="blas"):
+        assert be.parallel_map(piece, [1, 2, 3]) == [1, 4, 9]  # results in item order
+        assert seen and all(s == {1} for s in seen)  # one BLAS thread per caller while they run
+        assert sizes() == {2}
+
+
+def test_conv2d_layer_gradcheck_on_two_host_threads(backend, monkeypatch):
+    from anyxp_nn.testing import gradcheck
+    if not backend.parallel_chunks:
+        pytest.skip(f"{backend.label} runs chunks in turn")
+    monkeypatch.setattr(backend, "host_threads", lambda: 2)
+    for conv in (nn.Conv2D(2, 3, 3, padding=1, backend=backend, dtype="float64"),
+                 nn.Conv2D(2, 3, 3, stride=2, padding=1, backend=backend, dtype="float64")):
+        gradcheck(conv, backend.asarray(np.random.default_rng(0).standard_normal((3, 2, 5, 5))))

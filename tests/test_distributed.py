@@ -400,3 +400,25 @@ def test_a_container_parameter_is_averaged_after_the_backward_pass():
     x, y = _batch(nn.get_backend("numpy"), (6,))
     for a, b in zip(_grads(plain, x, y)[0], _grads(dp, x, y)[0]):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+class _OtherRankComm(Communicator):
+    """Rank 0 of 2, the other rank holding ``other`` in every all-reduced buffer."""
+
+    def __init__(self, other):
+        super().__init__(None)
+        self.size, self.other = 2, np.asarray(other, dtype=np.float64)
+
+    def allreduce(self, buf):
+        buf += self.other
+        return buf
+
+
+def test_fit_hooks_average_the_epoch_row_over_ranks():
+    hooks = fit_hooks(DataParallel(_mlp("numpy"), _TwinComm()))
+    hooks.comm = _OtherRankComm([3.0, 5.0])
+    row = {"epoch": 2, "loss": 1.0, "val_loss": 3.0, "lr": None}
+    assert hooks.average_logs(row) == {"epoch": 2, "loss": 2.0, "val_loss": 4.0, "lr": None}
+    hooks.comm = _OtherRankComm([[1.0, 2.0]])
+    np.testing.assert_array_equal(hooks.mean_rows(np.array([[3.0, 4.0]])), [[2.0, 3.0]])
+    assert hooks.is_main

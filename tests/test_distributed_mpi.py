@@ -80,9 +80,33 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tmp_path):
         assert c["syncs_in_backprop"]["to_host"] == c["syncs_in_backprop"]["to_device"] == expected, c
 
 
-def test_fit_on_two_ranks_and_resume_on_one(tmp_path):
+def _worker_module():
+    sys.path.insert(0, str(WORKER.parent))
+    try:
+        import distributed_worker
+    finally:
+        sys.path.remove(str(WORKER.parent))
+    return distributed_worker
+
+
+def test_fit_on_two_ranks_and_resume_on_one_and_back(tmp_path):
+    w = _worker_module()
+    x, y = w.data("mlp", 2 * w.B * 4)
+    xv, yv = w.data("mlp", 16, seed=2)
+
+    def one_process(epochs, **kw):
+        model = w.build("mlp", "numpy")
+        opt = w.optimizer("adam", model)
+        loader = nn.data.DataLoader(x, y, batch_size=2 * w.B, rng=11)
+        nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, val_data=(xv, yv), epochs=epochs,
+               progress=False, **kw)
+        return model
+
+    # epoch 1 in one process with batch 2b: the worker resumes it on 2 ranks
+    one_process(1, callbacks=[nn.callbacks.ModelCheckpoint(str(tmp_path / "one-{epoch}.npz"))])
     result, ranks = launch("fit", tmp_path)
     _ok(result)
+    assert all(r["resumed_from_one_process"] < 1e-5 for r in ranks)
     assert ranks[0]["fit"] == ranks[1]["fit"] and ranks[0]["fit"]["steps"] == 12
     # rank 0 alone writes: one header and one row per epoch, a single progress display
     lines = (tmp_path / "log.csv").read_text().strip().splitlines()
@@ -92,19 +116,7 @@ def test_fit_on_two_ranks_and_resume_on_one(tmp_path):
     assert ranks[0]["nan"] == ranks[1]["nan"] == {"stop_reason": "non_finite_loss", "steps": 3}
 
     # resume the 2-rank checkpoint of epoch 1 in one process with the doubled batch
-    sys.path.insert(0, str(WORKER.parent))
-    try:
-        import distributed_worker as w
-    finally:
-        sys.path.remove(str(WORKER.parent))
-    x, y = w.data("mlp", 2 * w.B * 4)
-    xv, yv = w.data("mlp", 16, seed=2)
-    model = w.build("mlp", "numpy")
-    opt = w.optimizer("adam", model)
-    loader = nn.data.DataLoader(x, y, batch_size=2 * w.B, rng=11)
-    history = nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, val_data=(xv, yv), epochs=3,
-                     progress=False, resume=str(tmp_path / "ckpt-1.npz"))
-    assert history.num_epochs == 3
+    model = one_process(3, resume=str(tmp_path / "ckpt-1.npz"))
     final = np.load(tmp_path / "final.npz")
     for key, value in model.state_dict().items():
         np.testing.assert_allclose(value, final[key], rtol=1e-5, atol=1e-6, err_msg=key)

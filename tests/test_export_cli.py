@@ -51,6 +51,22 @@ def test_export_onnx_end_to_end(checkpoint, tmp_path):
                                rtol=1e-5, atol=2e-5)
 
 
+def test_train_then_export(tmp_path, capsys):
+    """`train --checkpoint` records the builder, so `export` rebuilds the model (a ResNet with BatchNorm)."""
+    ckpt, out = tmp_path / "rn.npz", tmp_path / "rn.onnx"
+    assert main(["train", "--model", "resnet", "--dataset", "digits", "--epochs", "1", "--batch-size", "256",
+                 "--checkpoint", str(ckpt), "--out", str(tmp_path / "train"), "--no-progress"]) == 0
+    assert main(["export", str(ckpt), "--format", "onnx", "--out", str(out)]) == 0
+    model, record = nn.export.model_from_checkpoint(ckpt)
+    assert record == {"name": "small_resnet", "kwargs": {"in_channels": 1, "num_classes": 10},
+                      "input_shape": [1, 1, 8, 8]}
+    assert not np.allclose(model.state_dict()["1.running_mean"], 0.0)  # trained statistics came back
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(2).random((4, 1, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], nn.to_numpy(model(model.backend.asarray(x))),
+                               rtol=1e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("backend_name", ["numpy", "torch"])
 def test_export_safetensors(backend_name, checkpoint, tmp_path, capsys):
     ckpt, model = checkpoint
@@ -72,6 +88,7 @@ def test_export_onnx_with_input_shape_and_opset(checkpoint, tmp_path, capsys):
 
 
 def test_export_errors(checkpoint, tmp_path, capsys):
+    """Usage errors exit 2, a checkpoint that cannot be exported is a runtime error (exit 1); one line each."""
     ckpt, model = checkpoint
     assert main(["export", str(tmp_path / "nope.npz"), "--format", "onnx", "--out", "x.onnx"]) == 2
     assert _err(capsys) == f"anyxp-nn: error: CHECKPOINT: no file at {str(tmp_path / 'nope.npz')!r}"
@@ -80,14 +97,14 @@ def test_export_errors(checkpoint, tmp_path, capsys):
     assert main(["export", str(ckpt), "--format", "onnx", "--out", "x.onnx", "--input-shape", "1,a"]) == 2
     assert "--input-shape must be comma-separated ints" in _err(capsys)
     bare = nn.save(tmp_path / "bare.npz", model)
-    assert main(["export", str(bare), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]) == 2
+    assert main(["export", str(bare), "--format", "onnx", "--out", str(tmp_path / "b.onnx")]) == 1
     assert "records no model builder, so the model cannot be rebuilt" in _err(capsys)
     odd = nn.save(tmp_path / "odd.npz", model, builder={"name": "os.system", "kwargs": {}})
-    assert main(["export", str(odd), "--format", "safetensors", "--out", str(tmp_path / "o.st")]) == 2
+    assert main(["export", str(odd), "--format", "safetensors", "--out", str(tmp_path / "o.st")]) == 1
     assert "the recorded builder {'name': 'os.system', 'kwargs': {}} is not one of anyxp_nn.models' builders" \
         in _err(capsys)
     wrong = nn.save(tmp_path / "wrong.npz", model, builder=nn.export.builder_record("mlp", in_features=5))
-    assert main(["export", str(wrong), "--format", "safetensors", "--out", str(tmp_path / "w.st")]) == 2
+    assert main(["export", str(wrong), "--format", "safetensors", "--out", str(tmp_path / "w.st")]) == 1
     assert "does not match the model" in _err(capsys)
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.st"))
 

@@ -2,6 +2,7 @@
 by ``onnx.checker`` and run in ONNX Runtime against ``model(x)``, also with another batch size."""
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
@@ -22,12 +23,32 @@ RTOL, ATOL = 1e-5, 2e-5
 
 CASES = all_cases()
 
-# builder -> (keyword arguments, input shape at export); a new builder in anyxp_nn.models needs a row
+# builder -> (keyword arguments, input shape at export); a new builder in these modules needs a row
+BUILDER_MODULES = ("anyxp_nn.models", "anyxp_nn.vision.models")
 MODEL_INPUTS: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
-    "mnist_cnn": ({}, (2, 1, 28, 28)),
-    "small_resnet": ({"width": 4}, (2, 1, 28, 28)),
-    "mlp": ({"in_features": 12, "hidden": (16, 8)}, (2, 12)),
+    "anyxp_nn.models.mnist_cnn": ({}, (2, 1, 28, 28)),
+    "anyxp_nn.models.small_resnet": ({"width": 4}, (2, 1, 28, 28)),
+    "anyxp_nn.models.mlp": ({"in_features": 12, "hidden": (16, 8)}, (2, 12)),
+    "anyxp_nn.vision.models.unet": ({"num_classes": 3, "width": 4}, (2, 1, 16, 16)),
+    "anyxp_nn.vision.models.grid_detector": ({"num_classes": 3, "width": 4}, (2, 1, 16, 16)),
 }
+
+
+def _builders() -> dict[str, Any]:
+    """Every builder of the modules in BUILDER_MODULES that this version has."""
+    found = {}
+    for name in BUILDER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:  # not in this version (a missing dependency of it still fails)
+            if not (e.name and (name == e.name or name.startswith(e.name + "."))):
+                raise
+            continue
+        found.update({f"{name}.{b}": getattr(module, b) for b in module.__all__})
+    return found
+
+
+BUILDERS = _builders()
 
 
 def run_onnx(path: Any, x: np.ndarray) -> np.ndarray:
@@ -67,15 +88,29 @@ def test_layer_table_exports(case, backend, tmp_path):
     check_export(layer, tmp_path / f"{case.name}.onnx", [x, _other_batch(case, x.shape[0] + 3)])
 
 
+# no converter on purpose: the base class, and LayerDict (its entries have no order to chain)
+NOT_EXPORTABLE = {"Layer", "LayerDict"}
+
+
+def test_every_library_layer_has_a_converter():
+    """A layer added to anyxp_nn.layers or anyxp_nn.distributed needs a converter (and a table row)."""
+    from anyxp_nn.export.onnx_graph import _CONVERTERS
+    layers = [getattr(nn.layers, n) for n in nn.layers.__all__] + [nn.distributed.SyncBatchNorm,
+                                                                   nn.distributed.DataParallel]
+    missing = sorted({c.__name__ for c in layers if isinstance(c, type) and issubclass(c, nn.Layer)
+                      and c not in _CONVERTERS} - NOT_EXPORTABLE)
+    assert not missing, f"no ONNX converter for {missing}: add one in anyxp_nn/export/"
+
+
 def test_every_model_builder_has_an_input_shape():
-    assert sorted(MODEL_INPUTS) == sorted(models.__all__), (
-        "a builder of anyxp_nn.models has no row in MODEL_INPUTS: add its arguments and input shape")
+    missing = sorted(set(BUILDERS) - set(MODEL_INPUTS))
+    assert not missing, f"no row in MODEL_INPUTS for {missing}: add its arguments and input shape"
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_INPUTS))
+@pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_model_builders_export(name, backend, tmp_path):
     kwargs, shape = MODEL_INPUTS[name]
-    model = getattr(models, name)(backend=backend, rng=nn.random.Generator(0), **kwargs)
+    model = BUILDERS[name](backend=backend, rng=nn.random.Generator(0), **kwargs)
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal(shape).astype(np.float32),
               rng.standard_normal((5,) + shape[1:]).astype(np.float32)]
@@ -109,6 +144,15 @@ def test_float64_and_newer_opset(tmp_path):  # GELU("tanh"): ORT has no float64 
     path = nn.export.to_onnx(model, tmp_path / "m.onnx", x.shape, opset=18)
     assert onnx.load(str(path)).opset_import[0].version == 18
     np.testing.assert_allclose(run_onnx(path, x), nn.to_numpy(model(model.backend.asarray(x))), rtol=1e-12, atol=1e-12)
+
+
+def test_data_parallel_exports_its_model(tmp_path):
+    model = models.small_resnet(width=4, backend="numpy", rng=nn.random.Generator(0))
+    wrapped = nn.distributed.DataParallel(nn.distributed.SyncBatchNorm.convert_sync_batchnorm(model))
+    x = np.random.default_rng(9).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    check_export(wrapped, tmp_path / "dp.onnx", [x, x[:1]])
+    names = {t.name for t in onnx.load(str(tmp_path / "dp.onnx")).graph.initializer}
+    assert names == {k for k in wrapped.state_dict() if not k.endswith("num_batches_tracked")}
 
 
 def test_identity_model_still_has_an_output(tmp_path):

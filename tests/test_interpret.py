@@ -157,7 +157,9 @@ def test_nested_layer_eval_mode_and_no_side_effects(backend):
     frozen_name = "0.weight"
     dict(model.named_parameters())[frozen_name].requires_grad = False
     state = model.state_dict()
-    modes = {n: getattr(layer, "training", None) for n, layer in model.named_layers()}
+    model[3].eval()  # a mixed model: interpret must leave every layer's mode as it was
+    modes = {n: layer.training for n, layer in model.named_layers()}
+    assert not all(modes.values()) and any(modes.values())
     children = {n: list(layer._children.items()) for n, layer in model.named_layers()}
 
     got = nn.interpret.grad_cam(model, backend.asarray(x), t, "3.block.3")
@@ -174,8 +176,58 @@ def test_nested_layer_eval_mode_and_no_side_effects(backend):
         assert p.requires_grad == (n != frozen_name), n
     for k, v in model.state_dict().items():  # BatchNorm statistics untouched: eval mode
         np.testing.assert_array_equal(v, state[k], err_msg=k)
-    assert {n: getattr(layer, "training", None) for n, layer in model.named_layers()} == modes
+    assert {n: layer.training for n, layer in model.named_layers()} == modes
     assert {n: list(layer._children.items()) for n, layer in model.named_layers()} == children
+
+
+class _ListNet(nn.Layer):
+    """A user-written model: a LayerList walked by hand in forward, then a Sequential head."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.blocks = nn.LayerList([nn.Conv2D(1, 2, 3, padding=1, **kw), nn.ReLU(**kw)])
+        self.head = nn.Sequential(nn.Flatten(**kw), nn.Linear(2 * 6 * 6, 3, **kw))
+
+    def forward(self, x, train=None):
+        backs = []
+        for block in self.blocks:
+            x, back = block.forward(x, train)
+            backs.append(back)
+        y, back_head = self.head.forward(x, train)
+
+        def backprop(dy, need_dx=True):
+            d = back_head(dy)
+            for back in reversed(backs):
+                d = back(d, need_dx=need_dx)
+            return d
+
+        return y, backprop
+
+
+def test_grad_cam_in_a_user_model_with_a_layer_list(backend):
+    kw = dict(backend=backend, dtype="float64")
+    model = _ListNet(**kw)
+    tnn = torch.nn
+
+    class TorchListNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = tnn.ModuleList([tnn.Conv2d(1, 2, 3, padding=1), tnn.ReLU()])
+            self.head = tnn.Sequential(tnn.Flatten(), tnn.Linear(72, 3))
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+    tmodel = TorchListNet().double()
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    x, t = np.random.default_rng(3).standard_normal((2, 1, 6, 6)), np.array([0, 2])
+    got = nn.interpret.grad_cam(model, backend.asarray(x), t, "blocks.1")
+    ref = _torch_grad_cam(tmodel, tmodel.blocks[1], x, t)
+    assert np.abs(ref).max() > 0
+    assert_close(backend.to_numpy(got), ref, **TOL)
+    assert model.blocks[1].__class__ is nn.ReLU  # the model itself still holds the plain layer
 
 
 def test_no_host_round_trips(backend, weights):
@@ -220,10 +272,27 @@ def test_errors():
         I.smoothgrad(model, x, 1, samples=0)
     with pytest.raises(ValueError, match=r"smoothgrad: `noise` must be a number >= 0, got -0.1"):
         I.smoothgrad(model, x, 1, noise=-0.1)
-    with pytest.raises(ValueError, match=r"class_model: `steps` must be a number >= 0, got 1.5"):
+    with pytest.raises(ValueError, match=r"class_model: `steps` must be an int >= 0, got 1.5"):
         I.class_model(model, 1, x, steps=1.5)
+    with pytest.raises(ValueError, match=r"class_model: `l2` must be a number >= 0, got -1"):
+        I.class_model(model, 1, x, l2=-1)
     flat = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     with pytest.raises(ValueError, match=r"input_gradient: the model must return \(N, num_classes\) logits, got "
                                          r"shape \(2, 1, 28, 28\)"):
         I.input_gradient(nn.Sequential(nn.Identity()), x, 1)
     assert I.saliency(flat, x, 1).shape == (2, 28, 28)
+
+
+def test_float32_model_stays_float32(backend):
+    """A float32 model gets float32 maps, with no float64 temporaries on the way."""
+    from anyxp_nn.testing import float64_audit
+    model = mnist_cnn(backend=backend, rng=nn.random.Generator(0))
+    x = backend.asarray(_digits(2), dtype="float32")
+    I = nn.interpret
+    with float64_audit(backend) as events:
+        maps = [I.input_gradient(model, x, 1), I.saliency(model, x, 1), I.smoothgrad(model, x, 1, samples=2),
+                I.grad_cam(model, x, 1, "4"), I.occlusion(model, x, 1, patch=14, stride=14),
+                I.class_model(model, 1, x, steps=1)]
+    assert not events, [str(e) for e in events[:3]]
+    for m in maps:
+        assert backend.owns(m) and m.dtype == backend.xp.float32

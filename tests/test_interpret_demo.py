@@ -16,4 +16,5 @@ def test_interpretability_section_quick(tmp_path):
     # the maps attend to the digit more than a map spread uniformly over the image would
     assert values["Grad-CAM mass on strokes"] > values["stroke pixels (baseline share)"]
     assert values["occlusion mass on strokes"] > values["stroke pixels (baseline share)"]
-    assert values["class models: mean p(own class)"] > 0.5
+    assert values["class models classified as their class"] >= 8  # 30 ascent steps: most already win
+    assert values["class models: mean p(own class)"] > 0.2  # chance: 0.1

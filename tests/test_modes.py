@@ -20,6 +20,8 @@ FOLLOWERS = [
     ("Flatten", lambda: nn.Flatten(), (2, 3, 4, 4)),
     ("Upsample2D", lambda: nn.Upsample2D(2), (2, 3, 2, 2)),
     ("Sequential", lambda: nn.Sequential(nn.ReLU(), nn.MaxPool2D(2), nn.Flatten()), (2, 3, 4, 4)),
+    ("Concatenate", lambda: nn.Concatenate(nn.Identity(), nn.ReLU(), axis=1), (2, 3, 4, 4)),
+    ("Residual", lambda: nn.Residual(nn.Sequential(nn.ReLU(), nn.Dropout(0.2))), (2, 3)),
 ]
 
 

@@ -2,8 +2,8 @@
 
 | layer | ONNX |
 |---|---|
-| Conv2D | Conv with explicit pads (ph, pw, ph, pw), strides, dilations, group |
-| ConvTranspose2D | ConvTranspose with the same attributes plus output_padding (weight (C_in, C_out/g, kh, kw) as ONNX's) |
+| Conv2D | Conv, pads (ph, pw, ph + eh, pw + ew): "same" with an even kernel pads one more at the end |
+| ConvTranspose2D | ConvTranspose, the same attributes and output_padding; weight (C_in, C_out/g, kh, kw) |
 | MaxPool2D | MaxPool (the padding never wins, as the library's -inf padding) |
 | AvgPool2D | AveragePool with count_include_pad=1 (zero padding counts, as the library) |
 | GlobalAvgPool2D, GlobalMaxPool2D | GlobalAveragePool / GlobalMaxPool, then Flatten to (N, C) |
@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import AvgPool2D, Conv2D, ConvTranspose2D, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Upsample2D
+from ..layers import (AvgPool2D, Conv2D, ConvTranspose2D, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D,
+                      Upsample2D)
 from .onnx_graph import OnnxGraph, register_onnx_converter
 
 __all__: list[str] = []  # converters register themselves; nothing to import from here
@@ -30,11 +31,12 @@ def _pads(padding: Any) -> list[int]:
 
 @register_onnx_converter(Conv2D)
 def _conv2d(layer: Conv2D, g: OnnxGraph, x: str) -> str:
+    (ph, pw), (eh, ew) = layer.padding, layer.geometry.pad_end
     inputs = [x, g.param(layer.weight.data, "weight")]
     if layer.bias is not None:
         inputs.append(g.param(layer.bias.data, "bias"))
     return g.node("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                  pads=_pads(layer.padding), dilations=list(layer.dilation), group=layer.groups)
+                  pads=[ph, pw, ph + eh, pw + ew], dilations=list(layer.dilation), group=layer.groups)
 
 
 @register_onnx_converter(ConvTranspose2D)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..backend import to_numpy
-from . import onnx_cnn, onnx_layers  # noqa: F401  (register the library's converters)
+from . import onnx_cnn, onnx_distributed, onnx_layers  # noqa: F401  (register the library's converters)
 from ._files import write_atomic
 from ._optional import require
 from .onnx_graph import OnnxGraph

@@ -28,7 +28,7 @@ class SafetensorsFileError(ValueError):
     """A ``.safetensors`` file that cannot be read or does not fit the model."""
 
 
-def save_safetensors(model: Any, path: "str | os.PathLike", metadata: "Mapping[str, str] | None" = None) -> Path:
+def save_safetensors(model: Any, path: "str | os.PathLike", *, metadata: "Mapping[str, str] | None" = None) -> Path:
     """Write the model's parameters and buffers to ``path`` (atomically); returns the path.
 
     Args:
@@ -59,7 +59,7 @@ def read_safetensors_metadata(path: "str | os.PathLike") -> dict[str, str]:
                                    f"file ({type(e).__name__}: {e})") from None
 
 
-def load_safetensors(model: Any, path: "str | os.PathLike", strict: bool = True, key_map: Any = None) -> Any:
+def load_safetensors(model: Any, path: "str | os.PathLike", strict: bool = True, *, key_map: Any = None) -> Any:
     """Load a ``.safetensors`` file into ``model``, all or nothing.
 
     Args:

@@ -36,10 +36,11 @@ def class_model(model: Layer, target: Any, x0: Any, *, steps: int = 100, lr: flo
         l2: the L2 decay lambda.
     """
     b = check_model_input("class_model", model, x0)
-    for name, v, lo in (("steps", steps, 0), ("lr", lr, 0), ("l2", l2, 0)):
-        bad = isinstance(v, bool) or not isinstance(v, int if name == "steps" else (int, float)) or v < lo
-        if bad:
-            raise ValueError(f"class_model: `{name}` must be a number >= {lo}, got {v!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"class_model: `steps` must be an int >= 0, got {steps!r}")
+    for name, v in (("lr", lr), ("l2", l2)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"class_model: `{name}` must be a number >= 0, got {v!r}")
     t = targets("class_model", target, x0.shape[0], b)
     x = x0
     with frozen(model):

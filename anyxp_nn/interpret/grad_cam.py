@@ -35,7 +35,7 @@ class _Probe(Layer):
         self.inner = inner
         object.__setattr__(self, "record", record)
 
-    def forward(self, x: Any, train: bool = True) -> tuple[Any, Backprop]:
+    def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         y, back = self.inner.forward(x, train)
         self.record["calls"] = self.record.get("calls", 0) + 1
         self.record["activation"] = y

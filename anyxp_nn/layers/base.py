@@ -59,6 +59,8 @@ class Layer:
     #: A parameter-free layer that computes on its input's backend, device and floating
     #: dtype instead of the ones it was built with (see :meth:`_check_input`).
     follows_input: bool = False
+    #: Training mode (PyTorch's ``Module.training``); set per instance by train()/eval().
+    training: bool = True
 
     def __init__(self, *, backend: "str | Backend | None" = None, dtype: Any = None):
         object.__setattr__(self, "_params", {})
@@ -183,7 +185,7 @@ class Layer:
         return {key: to_numpy(getattr(owner, attr).data if is_p else getattr(owner, attr))
                 for key, owner, attr, is_p in self._state_items()}
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True, key_map: Any = None) -> IncompatibleKeys:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True, *, key_map: Any = None) -> IncompatibleKeys:
         """Load parameters and buffers from NumPy or any backend's arrays.
 
         Every key, shape and value is checked before anything is written, so a

@@ -108,7 +108,8 @@ class Conv2D(Layer):
         self.output_shape(tuple(x.shape))
         W, b, be = self.weight, self.bias, self.backend
         y, backward = conv2d(x, W.data, None if b is None else b.data, self.geometry, self.groups,
-                             block_bytes=be.cache_block_bytes, scratch=be.scratch)
+                             block_bytes=be.cache_block_bytes, scratch=be.scratch,
+                             map_chunks=be.parallel_map, min_chunks=be.host_threads())
 
         def backprop(dy: Any, need_dx: bool = True) -> Any:
             dx, dW, db = backward(dy, need_dx=need_dx, need_dw=W.requires_grad,

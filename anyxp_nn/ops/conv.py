@@ -17,7 +17,7 @@ and ``array_api_strict``.
 Algorithms (:func:`conv_algorithm` chooses; measurements in benchmarks/README.md):
 
 * ``"winograd"``: 3x3, stride 1, no dilation or groups, padding <= 2, at least
-  ``WINOGRAD_MIN_CHANNELS`` input channels, on a CPU: Winograd F(2x2, 3x3)
+  ``WINOGRAD_MIN_CHANNELS`` input and output channels, on a CPU: Winograd F(2x2, 3x3)
   (:mod:`anyxp_nn.ops.winograd`) for forward, dX and dW; no 9x patch matrix at all.
 * ``"im2col"``: everything else.  Backward routes: :func:`backward_transposed` for stride 1
   (one patch matrix, that of dY), :func:`backward_col2im` otherwise.
@@ -119,10 +119,20 @@ def col2im(dcols: Any, x_shape: tuple[int, ...], kernel: Pair, stride: Pair, pad
 
 Scratch = Callable[..., Any]
 Backward = Callable[..., tuple[Any, Any, Any]]
+#: ``map_chunks(fn, chunks) -> [fn(chunk) for chunk in chunks]``, possibly on several threads
+#: (``Backend.parallel_map``); results in chunk order.
+MapChunks = Callable[[Callable[[Pair], Any], list], list]
 
-#: Winograd F(2x2, 3x3) is chosen for 3x3 stride-1 convolutions from this many input channels up;
-#: below it the 16 GEMMs have K = C too small to pay for the tile transforms (benchmarks/README.md).
-WINOGRAD_MIN_CHANNELS = 8
+
+def _sequential(fn: Callable[[Pair], Any], chunks: list) -> list:
+    return [fn(chunk) for chunk in chunks]
+
+
+#: Winograd F(2x2, 3x3) is chosen for 3x3 stride-1 convolutions with at least this many input
+#: and output channels.  Its GEMM work (16 C*O per 2x2 tile against im2col's 36 C*O) shrinks
+#: faster with the channels than its tile transforms (~C + O) grow; below 64 channels the
+#: transforms cost more than the GEMM work saved (measured: benchmarks/README.md).
+WINOGRAD_MIN_CHANNELS = 64
 
 
 class ConvGeometry(NamedTuple):
@@ -143,18 +153,21 @@ class ConvGeometry(NamedTuple):
         return conv_output_size(h + eh, kh, sh, ph, dh), conv_output_size(w + ew, kw, sw, pw, dw)
 
 
-def batch_chunks(n: int, bytes_per_sample: int, budget: "int | None", whole_below: int = 4) -> list[Pair]:
+def batch_chunks(n: int, bytes_per_sample: int, budget: "int | None", whole_below: int = 4,
+                 min_chunks: int = 1) -> list[Pair]:
     """``[(start, stop)]`` batch ranges for a work array of ``bytes_per_sample`` bytes per sample.
 
     One chunk, the whole batch, when there is no budget (GPUs, which want one big kernel) or
     the whole array is at most ``whole_below`` x ``budget``; otherwise chunks of
     ``budget // bytes_per_sample`` samples (at least one), whose work arrays stay in cache.
-    An empty batch has no chunks.
+    At least ``min_chunks`` chunks where the batch allows (one per host thread that will run
+    them).  An empty batch has no chunks.
     """
     if budget is None or n * bytes_per_sample <= whole_below * budget:
         size = max(n, 1)
     else:
         size = max(1, min(n, budget // max(1, bytes_per_sample)))
+    size = min(size, max(1, -(-n // max(1, min_chunks))))
     return [(a, min(n, a + size)) for a in range(0, n, size)]
 
 
@@ -164,16 +177,18 @@ def conv_algorithm(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geometry:
 
     Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1, no dilation, one group and padding <= 2
     (so that dX, a convolution of dY padded by ``2 - p``, is one too).  It is taken on CPUs
-    (``block_bytes`` set) from ``WINOGRAD_MIN_CHANNELS`` input channels up; on GPUs, where it is
-    not measured yet, im2col's one big GEMM is kept.
+    (``block_bytes`` set) when both channel counts are at least ``WINOGRAD_MIN_CHANNELS``; on
+    GPUs, where it is not measured yet, im2col's one big GEMM is kept.
     """
     fits = (geometry.kernel == (3, 3) and geometry.stride == (1, 1) and geometry.dilation == (1, 1)
             and groups == 1 and max(geometry.padding) <= 2 and geometry.pad_end == (0, 0))
-    return "winograd" if fits and block_bytes is not None and x_shape[1] >= WINOGRAD_MIN_CHANNELS else "im2col"
+    wide = min(x_shape[1], w_shape[0]) >= WINOGRAD_MIN_CHANNELS
+    return "winograd" if fits and wide and block_bytes is not None else "im2col"
 
 
 def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, block_bytes: "int | None" = None,
-           scratch: "Scratch | None" = None, algorithm: "str | None" = None) -> tuple[Any, Backward]:
+           scratch: "Scratch | None" = None, algorithm: "str | None" = None,
+           map_chunks: "MapChunks | None" = None, min_chunks: int = 1) -> tuple[Any, Backward]:
     """2-D cross-correlation, PyTorch's layout and numerics:
 
         y[n, o, p, q] = b[o] + sum_{c in group(o), i, j} W[o, c, i, j] * xpad[n, c, p*sh + i*dh, q*sw + j*dw]
@@ -184,6 +199,8 @@ def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, b
         block_bytes: work-array budget for batch chunks (``Backend.cache_block_bytes``; None: one chunk).
         scratch: ``Backend.scratch``, for reused work buffers (None: fresh arrays).
         algorithm: ``"im2col"`` or ``"winograd"`` to override :func:`conv_algorithm`.
+        map_chunks, min_chunks: run the im2col route's batch chunks (at least ``min_chunks``)
+            through ``map_chunks`` (``Backend.parallel_map``: on host threads); default in turn.
 
     Returns ``y`` (N, O, Ho, Wo), an NCHW view of a channel-first (O, N, Ho, Wo) array, and
     ``backward(dy, need_dx=True, need_dw=True, need_db=True) -> (dx, dW, db)`` (None for each
@@ -194,14 +211,15 @@ def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, b
     o = W.shape[0]
     ho, wo = geometry.output_size(h, w)
     if geometry.pad_end != (0, 0):
-        return _conv2d_pad_end(x, W, b, geometry, groups, block_bytes, scratch, algorithm)
+        return _conv2d_pad_end(x, W, b, geometry, groups, block_bytes, scratch, algorithm, map_chunks, min_chunks)
     if n == 0:
         return _conv2d_empty(x, W, b, (ho, wo))
     algo = algorithm or conv_algorithm(tuple(x.shape), tuple(W.shape), geometry, groups, block_bytes)
     if algo == "winograd":
         Y, backward_xw = _winograd_route(x, W, geometry, block_bytes, scratch)
     elif algo == "im2col":
-        Y, backward_xw = _im2col_route(x, W, geometry, groups, block_bytes, scratch)
+        Y, backward_xw = _im2col_route(x, W, geometry, groups, block_bytes, scratch, map_chunks or _sequential,
+                                       min_chunks)
     else:
         raise ValueError(f"conv2d: `algorithm` must be 'im2col' or 'winograd', got {algorithm!r}")
     if b is not None:
@@ -232,7 +250,8 @@ def _conv2d_empty(x: Any, W: Any, b: Any, out: Pair) -> tuple[Any, Backward]:
 
 
 def _conv2d_pad_end(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int, block_bytes: "int | None",
-                    scratch: "Scratch | None", algorithm: "str | None") -> tuple[Any, Backward]:
+                    scratch: "Scratch | None", algorithm: "str | None", map_chunks: "MapChunks | None",
+                    min_chunks: int) -> tuple[Any, Backward]:
     """Extra zeros after the input (``pad_end``): convolve a padded copy, crop dX back."""
     xp = array_namespace(x)
     n, c, h, w = x.shape
@@ -240,7 +259,7 @@ def _conv2d_pad_end(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int,
     xe = xp.zeros((n, c, h + eh, w + ew), dtype=x.dtype, device=_device(x))
     xe[:, :, :h, :w] = x
     y, inner = conv2d(xe, W, b, geometry._replace(pad_end=(0, 0)), groups, block_bytes=block_bytes,
-                      scratch=scratch, algorithm=algorithm)
+                      scratch=scratch, algorithm=algorithm, map_chunks=map_chunks, min_chunks=min_chunks)
 
     def backward(dy: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
         dx, dW, db = inner(dy, need_dx, need_dw, need_db)
@@ -251,15 +270,14 @@ def _conv2d_pad_end(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int,
 
 def _winograd_route(x: Any, W: Any, geometry: ConvGeometry, block_bytes: "int | None",
                     scratch: "Scratch | None") -> tuple[Any, Callable]:
-    """Winograd F(2x2, 3x3) forward, dX and dW (:mod:`anyxp_nn.ops.winograd`), in batch chunks
-    whose transformed tiles (16 per 2x2 output tile and channel) fit ``block_bytes / 4``."""
+    """Winograd F(2x2, 3x3) forward, dX and dW (:mod:`anyxp_nn.ops.winograd`); the transformed
+    tiles (16 per 2x2 output tile and channel) are chunked by batch as im2col's patch matrix is."""
     xp = array_namespace(x)
     n, c, h, w = x.shape
     o = W.shape[0]
     ho, wo = geometry.output_size(h, w)
     tiles = ((ho + 1) // 2) * ((wo + 1) // 2)
-    budget = None if block_bytes is None else block_bytes // 4
-    chunks = batch_chunks(n, 16 * max(c, o) * tiles * (xp.finfo(x.dtype).bits // 8), budget, whole_below=1)
+    chunks = batch_chunks(n, 16 * max(c, o) * tiles * (xp.finfo(x.dtype).bits // 8), block_bytes)
     Y = winograd_conv3x3(x, W, geometry.padding, chunks, scratch)  # (O, N, Ho, Wo)
 
     def backward_xw(dy: Any, need_dx: bool, need_dw: bool) -> tuple[Any, Any]:
@@ -285,7 +303,7 @@ def _cols(x: Any, geometry: ConvGeometry, groups: int, scratch: "Scratch | None"
 
 
 def _im2col_route(x: Any, W: Any, geometry: ConvGeometry, groups: int, block_bytes: "int | None",
-                  scratch: "Scratch | None") -> tuple[Any, Callable]:
+                  scratch: "Scratch | None", run: MapChunks, min_chunks: int) -> tuple[Any, Callable]:
     """Forward ``Y = W @ im2col(x)`` (one GEMM per group and batch chunk); backward by
     :func:`backward_transposed` (stride 1 with dX wanted) or :func:`backward_col2im`."""
     xp = array_namespace(x)
@@ -298,7 +316,7 @@ def _im2col_route(x: Any, W: Any, geometry: ConvGeometry, groups: int, block_byt
     transposed = geometry.stride == (1, 1) and min(tpad) >= 0
     # chunks fit the larger patch matrix: im2col(x) in forward, im2col(dY) in a stride-1 backward
     patch_elems = max(c * kh * kw * ho * wo, o * kh * kw * (h * w if transposed else ho * wo))
-    chunks = batch_chunks(n, patch_elems * (xp.finfo(x.dtype).bits // 8), block_bytes)
+    chunks = batch_chunks(n, patch_elems * (xp.finfo(x.dtype).bits // 8), block_bytes, min_chunks=min_chunks)
     kept = None  # x's patch matrix, kept for dW where it is the smaller one or dX may not be wanted
     if len(chunks) == 1:
         cols = _cols(x, geometry, g, scratch, None)  # may be kept: not a reused buffer
@@ -306,16 +324,28 @@ def _im2col_route(x: Any, W: Any, geometry: ConvGeometry, groups: int, block_byt
         kept = cols if not transposed or c < o else None
     else:  # recomputed chunk by chunk in backward (cheap, and no big buffer held)
         Y = xp.empty((o, n, ho, wo), dtype=x.dtype, device=_device(x))
-        for a, z in chunks:
-            Y[:, a:z, ...] = xp.reshape(Wg @ _cols(x[a:z, ...], geometry, g, scratch, "conv-cols-x"),
-                                        (o, z - a, ho, wo))
+
+        def forward_chunk(chunk: Pair) -> None:
+            a, z = chunk
+            cols = _cols(x[a:z, ...], geometry, g, scratch, "conv-cols-x")  # (g, C/g*kh*kw, m*Ho*Wo)
+            Y[:, a:z, ...] = xp.reshape(Wg @ cols, (o, z - a, ho, wo))
+
+        run(forward_chunk, chunks)
 
     def backward_xw(dy: Any, need_dx: bool, need_dw: bool) -> tuple[Any, Any]:
         if need_dx and transposed:
-            return backward_transposed(x, W, dy, geometry, g, chunks, need_dw, kept, scratch)
-        return backward_col2im(x, W, dy, geometry, g, chunks, need_dx, need_dw, kept, scratch)
+            return backward_transposed(x, W, dy, geometry, g, chunks, need_dw, kept, scratch, run)
+        return backward_col2im(x, W, dy, geometry, g, chunks, need_dx, need_dw, kept, scratch, run)
 
     return Y, backward_xw
+
+
+def _sum(parts: list) -> Any:
+    """Partial dW of the chunks, added in chunk order (the same sum whichever thread made them)."""
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
 
 
 def _dw_from_cols(cols: Any, dY: Any) -> Any:
@@ -326,7 +356,8 @@ def _dw_from_cols(cols: Any, dY: Any) -> Any:
 
 
 def backward_transposed(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups: int, chunks: list[Pair],
-                        need_dw: bool, kept: Any, scratch: "Scratch | None") -> tuple[Any, Any]:
+                        need_dw: bool, kept: Any, scratch: "Scratch | None",
+                        run: MapChunks = _sequential) -> tuple[Any, Any]:
     """dX and dW of a stride-1 convolution from ONE patch matrix, that of dY.
 
     With ``dcols = im2col(dY)`` padded by ``t = d*(k - 1) - p`` (the flipped kernel's reach):
@@ -346,27 +377,31 @@ def backward_transposed(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups:
     dgeom = ConvGeometry(geometry.kernel, (1, 1), (dh * (kh - 1) - ph, dw * (kw - 1) - pw), geometry.dilation)
     Wt = xp.flip(xp.reshape(W, (g, o // g, c // g, kh, kw)), axis=(-2, -1))  # taps flipped
     Wt = xp.reshape(xp.permute_dims(Wt, (0, 2, 1, 3, 4)), (g, c // g, o // g * kh * kw))  # (g, C/g, O/g*kh*kw)
-    dYt = xp.permute_dims(dy, (1, 0, 2, 3))  # (O, N, Ho, Wo)
     xt = xp.permute_dims(x, (1, 0, 2, 3))  # (C, N, H, W)
     dX = xp.empty((c, n, h, w), dtype=dy.dtype, device=_device(dy))
-    dW = None  # (g, O/g*kh*kw, C/g) from dcols; (g, O/g, C/g*kh*kw) from kept cols
-    for a, z in chunks:
+
+    def chunk_grads(chunk: Pair) -> Any:  # writes dX's chunk, returns its part of dW (or None)
+        a, z = chunk
         m = z - a
         dcols = _cols(dy[a:z, ...], dgeom, g, scratch, "conv-cols-dy")  # (g, O/g*kh*kw, m*H*W)
         dX[:, a:z, ...] = xp.reshape(Wt @ dcols, (c, m, h, w))
-        if need_dw:
-            if kept is None:
-                part = dcols @ xp.matrix_transpose(xp.reshape(xt[:, a:z, ...], (g, c // g, m * h * w)))
-            else:  # one chunk
-                part = _dw_from_cols(kept, xp.reshape(dYt, (g, o // g, n * ho * wo)))
-            dW = part if dW is None else dW + part
+        if need_dw and kept is None:  # (g, O/g*kh*kw, C/g)
+            return dcols @ xp.matrix_transpose(xp.reshape(xt[:, a:z, ...], (g, c // g, m * h * w)))
+        return None
+
+    parts = run(chunk_grads, chunks)
+    dW = None
     if need_dw and kept is None:  # (g, O/g, kh, kw, C/g) -> (O, C/g, kh, kw), taps unflipped
-        dW = xp.flip(xp.permute_dims(xp.reshape(dW, (o, kh, kw, c // g)), (0, 3, 1, 2)), axis=(-2, -1))
+        dW = xp.reshape(_sum(parts), (o, kh, kw, c // g))
+        dW = xp.flip(xp.permute_dims(dW, (0, 3, 1, 2)), axis=(-2, -1))
+    elif need_dw:  # one chunk: x's patch matrix kept from forward
+        dW = _dw_from_cols(kept, xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (g, o // g, n * ho * wo)))
     return xp.permute_dims(dX, (1, 0, 2, 3)), (xp.reshape(dW, tuple(W.shape)) if need_dw else None)
 
 
 def backward_col2im(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups: int, chunks: list[Pair],
-                    need_dx: bool, need_dw: bool, kept: Any, scratch: "Scratch | None") -> tuple[Any, Any]:
+                    need_dx: bool, need_dw: bool, kept: Any, scratch: "Scratch | None",
+                    run: MapChunks = _sequential) -> tuple[Any, Any]:
     """dX and dW of any convolution from x's patch matrix ``cols`` (kept, or rebuilt per chunk):
 
         dW = dY @ cols^T          (per group; computed as (cols @ dY^T)^T)
@@ -382,17 +417,23 @@ def backward_col2im(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups: int
     Wg = xp.reshape(W, (g, o // g, c // g * kh * kw))
     dYt = xp.permute_dims(dy, (1, 0, 2, 3))  # (O, N, Ho, Wo)
     dX = xp.empty((c, n, h, w), dtype=dy.dtype, device=_device(dy)) if need_dx else None  # (C, N, H, W)
-    dW = None
-    for a, z in chunks:
+
+    def chunk_grads(chunk: Pair) -> Any:  # writes dX's chunk, returns its part of dW (or None)
+        a, z = chunk
         m = z - a
         dY = xp.reshape(dYt[:, a:z, ...], (g, o // g, m * ho * wo))  # (g, O/g, m*Ho*Wo)
-        if need_dw:
-            part = _dw_from_cols(kept if kept is not None else _cols(x[a:z, ...], geometry, g, scratch, "conv-cols-x"),
-                                 dY)
-            dW = part if dW is None else dW + part
+        part = None
+        if need_dw and kept is None:
+            part = _dw_from_cols(_cols(x[a:z, ...], geometry, g, scratch, "conv-cols-x"), dY)
         if need_dx:
             dcols = xp.reshape(xp.matrix_transpose(Wg) @ dY, (c, kh, kw, m, ho, wo))
             dX[:, a:z, ...] = xp.permute_dims(col2im(dcols, (m, c, h, w), geometry.kernel, geometry.stride,
                                                      geometry.padding, geometry.dilation), (1, 0, 2, 3))
+        return part
+
+    parts = run(chunk_grads, chunks)
+    dW = None
+    if need_dw:
+        dW = _sum(parts) if kept is None else _dw_from_cols(kept, xp.reshape(dYt, (g, o // g, n * ho * wo)))
     return (xp.permute_dims(dX, (1, 0, 2, 3)) if need_dx else None), (
         xp.reshape(dW, tuple(W.shape)) if need_dw else None)

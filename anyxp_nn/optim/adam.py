@@ -10,10 +10,10 @@ parameter's t-th update (t from 1):
     p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
 The bias corrections are Python floats, so float32 state stays float32.  The
-update uses in-place operators on the state and shares temporaries (three fresh
-arrays and twelve passes over memory per parameter; the bias corrections are
-folded into scalars), which is what the ``benchmarks/bench_adam.py`` target needs.
-The algebra is regrouped, so results equal PyTorch's to float32 rounding, not bitwise.
+new moments are fresh arrays updated in place (the old ones stay intact until
+the optimizer commits the step) and share one temporary; the bias corrections
+are folded into scalars.  The algebra is regrouped, so results equal PyTorch's
+to float32 rounding, not bitwise.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ returned arrays itself, all at once.
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -34,6 +35,8 @@ Job = tuple[Parameter, dict, dict, float]          # (parameter, its state, its 
 Update = Callable[[Parameter, dict, dict, float], tuple[Any, dict]]
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: start fresh pools
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:

@@ -6,9 +6,9 @@ the parameter's device and dtype, plus Python ints such as ``"step"``).  ``lr``
 may be a float or a schedule ``step -> float``; the k-th ``step()`` (k from 0)
 uses ``schedule(k)``.
 
-Subclasses write the update once, with in-place Array API operators
-(``m *= beta``, ``m += g``) so every backend runs the same code and no
-temporaries are made where an in-place update does the job.  They define:
+Subclasses write the update once against the Array API, so every backend runs
+the same code; they use in-place operators (``m *= beta``) only on arrays they
+have just made, so no more temporaries are made than the update needs.  They define:
 
 * ``defaults`` (passed to ``__init__``) and ``_validate(group)``;
 * ``_slots(group)``: names of the state arrays (created as zeros on the first step);

@@ -112,14 +112,17 @@ class ModelCheckpoint(Callback):
         path: file path; may contain ``{epoch}`` (e.g. ``"ckpt-{epoch:03d}.npz"``).
         monitor: with ``save_best_only``, the value deciding what "best" is.
         save_best_only: write only when ``monitor`` improves.
+        extra: JSON values stored in every checkpoint (``nn.save``'s extras), e.g. the
+            ``builder`` record that lets ``anyxp-nn export`` rebuild the model.
 
     A non-finite epoch loss is never saved, so the last file stays the last good state.
     Writes are atomic: an interrupted save leaves the previous file intact.
     """
 
     def __init__(self, path: "str | os.PathLike", monitor: str = "val_loss", save_best_only: bool = False,
-                 mode: str = "auto"):
+                 mode: str = "auto", *, extra: "dict[str, Any] | None" = None):
         self.path = str(path)
+        self.extra = dict(extra or {})
         self.monitor, self.save_best_only = monitor, save_best_only
         self.better = _better(mode, monitor)
         self.best: float | None = None
@@ -139,7 +142,7 @@ class ModelCheckpoint(Callback):
         path = self.path.format(epoch=state.epoch + 1)
         if state.is_main:
             save(path, state.model, state.optimizer, epoch=state.epoch + 1, step=state.step,
-                 history=state.history, loader=state.loader)
+                 history=state.history, loader=state.loader, **self.extra)
         state.last_checkpoint = path
 
 

@@ -139,7 +139,8 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     if steps_per_epoch == 0:
         raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
                          f"{loader.batch_size}, drop_last={loader.drop_last})")
-    log_every = log_every or max(1, -(-(-(-steps_per_epoch // accumulate_steps)) // 10))  # ~10 reads per epoch
+    optimizer_steps = -(-steps_per_epoch // accumulate_steps)  # per epoch, rounded up
+    log_every = log_every or max(1, -(-optimizer_steps // 10))  # ~10 reads per epoch
     backend, xp = model.backend, model.backend.xp
     step_loss = loss_fn
     state = FitState(model, optimizer, loader, history, epochs)
@@ -165,21 +166,22 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             return
         vals = backend.to_numpy(xp.stack([v for v, _, _ in pending])).astype("float64")  # note: sync point
         vals = dist.mean_rows(vals)
-        rows = []
-        first = state.step - len(pending)
-        for k, (row_vals, (_, nb, lr)) in enumerate(zip(vals, pending)):
-            row = {"step": first + k + 1, "epoch": state.epoch + 1, "loss": float(row_vals[0]) / nb, "lr": lr}
-            for j, m in enumerate(train_metrics):
-                row[m.name] = float(row_vals[1 + j]) / nb
-            if clip_grad_norm is not None:
-                row["grad_norm"] = float(row_vals[-1])
-            rows.append(row)
-            history.add_step(row)
-            epoch_sums.append([float(v) for v in row_vals[:1 + len(train_metrics)]])
-            epoch_n += nb
-        dt = time.perf_counter() - t_log
-        speed = n_log / dt if dt > 0 else float("nan")
-        pending.clear()
+        with deferred_interrupts():  # recorded whole, so an interrupted flush never records a step twice
+            rows = []
+            first = state.step - len(pending)
+            for k, (row_vals, (_, nb, lr)) in enumerate(zip(vals, pending)):
+                row = {"step": first + k + 1, "epoch": state.epoch + 1, "loss": float(row_vals[0]) / nb, "lr": lr}
+                for j, m in enumerate(train_metrics):
+                    row[m.name] = float(row_vals[1 + j]) / nb
+                if clip_grad_norm is not None:
+                    row["grad_norm"] = float(row_vals[-1])
+                rows.append(row)
+                history.add_step(row)
+                epoch_sums.append([float(v) for v in row_vals[:1 + len(train_metrics)]])
+                epoch_n += nb
+            dt = time.perf_counter() - t_log
+            speed = n_log / dt if dt > 0 else float("nan")
+            pending.clear()
         t_log, n_log = time.perf_counter(), 0
         if bar is not None:
             post = {"loss": f"{rows[-1]['loss']:.4f}"}

@@ -61,8 +61,9 @@ CASES = [
               torch=_t(lambda: tnn.Conv2d(6, 4, (3, 2), dilation=(1, 2), padding=1, groups=2))),
     LayerCase("Conv2D-padding-beyond-kernel", lambda **kw: nn.Conv2D(2, 3, (1, 3), padding=(1, 2), **kw),
               (2, 2, 4, 3), torch=_t(lambda: tnn.Conv2d(2, 3, (1, 3), padding=(1, 2)))),
-    # 3x3 stride 1 from WINOGRAD_MIN_CHANNELS (8) input channels: Winograd F(2x2, 3x3) for forward, dX
-    # and dW; an odd output size (5x3) leaves a partial last tile
+    # 3x3 stride 1: im2col here (few channels), Winograd F(2x2, 3x3) for forward, dX and dW when
+    # tests/test_conv_algorithms.py reruns these two rows with WINOGRAD_MIN_CHANNELS lowered to 1;
+    # an odd output size (5x3) leaves a partial last tile
     LayerCase("Conv2D-winograd", lambda **kw: nn.Conv2D(8, 3, 3, padding=1, **kw), (1, 8, 5, 3),
               torch=_t(lambda: tnn.Conv2d(8, 3, 3, padding=1)),
               bad_inputs=[((1, 3, 5, 3), ValueError, r"Conv2D\(8, 3.*input has 3 channels, expected 8")]),

@@ -1,0 +1,282 @@
+"""Demo section "Transfer Learning": pretrain on digits 0-4, reuse the trunk for digits 5-9.
+
+The workflow a practitioner follows with a pretrained backbone:
+
+1. pretrain the MNIST CNN with BatchNorm after each conv (:func:`cnn_bn`: a conv + BatchNorm
+   trunk and a two-layer classifier head) on digits 0-4 and save it with :func:`anyxp_nn.save`;
+2. load the checkpoint on another backend (same predictions) and on the run's backend;
+3. replace the head by a fresh classifier for digits 5-9, freeze the trunk and put it in
+   eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 10 / 50 / 200
+   labelled images per class; the same model trained from scratch on the same images is the
+   baseline (3 seeds each: a table and a learning-curve figure);
+4. unfreeze and fine-tune everything with a 10x smaller learning rate for the trunk (two
+   optimizer parameter groups);
+5. load a torchvision-style ``state_dict`` (keys ``conv1``, ``bn1``, ``layer1.0.conv1``,
+   ``layer2.0.downsample.0``, ``fc``) into :func:`anyxp_nn.models.small_resnet` by renaming its keys.
+
+    python -c "import anyxp_nn.demos.transfer as d, pathlib; d.run('numpy', pathlib.Path('out'), quick=True)"
+"""
+from __future__ import annotations
+
+import pathlib
+import re
+from typing import Any
+
+import numpy as np
+
+import anyxp_nn as nn
+from anyxp_nn.datasets import load_mnist_5k, train_test_split
+from anyxp_nn.keymap import map_state_dict_keys
+from anyxp_nn.models import small_resnet
+
+__all__ = ["run", "cnn_bn", "split_model", "new_head", "train_steps", "accuracy", "FROM_TORCHVISION", "TO_TORCHVISION"]
+
+SECTION = "Transfer Learning"
+
+# -- config (full / quick) -----------------------------------------------------------------------------
+WIDTH = 8                                       # small_resnet's width (the key-mapping step)
+PRETRAIN_EPOCHS, QUICK_PRETRAIN_EPOCHS, QUICK_PRETRAIN = 4, 2, 160
+SHOTS, QUICK_SHOTS = (10, 50, 200), (10,)      # labelled images per class of digits 5-9
+SEEDS, QUICK_SEEDS = (0, 1, 2), (0,)
+STEPS, QUICK_STEPS = 150, 4                     # optimizer steps of every fine-tuning run
+BATCH, LR = 32, 3e-3
+QUICK_TEST = 100                                # held-out images per task in quick mode
+
+# torchvision's ResNet key names -> small_resnet's (rules for ``load_state_dict(key_map=...)``, applied in
+# order with re.sub), and the reverse (to write the torchvision-style file the demo then loads)
+FROM_TORCHVISION = [
+    (r"^conv1\.", "0."), (r"^bn1\.", "1."),
+    (r"^layer1\.0\.conv1\.", "3.block.0."), (r"^layer1\.0\.bn1\.", "3.block.1."),
+    (r"^layer1\.0\.conv2\.", "3.block.3."), (r"^layer1\.0\.bn2\.", "3.block.4."),
+    (r"^layer2\.0\.conv1\.", "5.block.0."), (r"^layer2\.0\.bn1\.", "5.block.1."),
+    (r"^layer2\.0\.conv2\.", "5.block.3."), (r"^layer2\.0\.bn2\.", "5.block.4."),
+    (r"^layer2\.0\.downsample\.", "5.shortcut."), (r"^fc\.", "8."),
+]
+TO_TORCHVISION = [("^" + re.escape(new), old[1:].replace("\\.", ".")) for old, new in FROM_TORCHVISION]
+
+
+def cnn_bn(num_classes: int = 5, backend: Any = None, rng: "nn.Generator | None" = None) -> nn.Sequential:
+    """:func:`anyxp_nn.models.mnist_cnn` with a BatchNorm2D after each conv (its bias dropped):
+    Conv-BN-ReLU-MaxPool (32, then 64 channels), Flatten, Linear(3136, 128), ReLU, Linear(128, classes)."""
+    kw = dict(backend=backend)
+    return nn.Sequential(
+        nn.Conv2D(1, 32, 3, padding=1, bias=False, rng=rng, **kw), nn.BatchNorm2D(32, **kw), nn.ReLU(**kw),
+        nn.MaxPool2D(2, **kw),
+        nn.Conv2D(32, 64, 3, padding=1, bias=False, rng=rng, **kw), nn.BatchNorm2D(64, **kw), nn.ReLU(**kw),
+        nn.MaxPool2D(2, **kw),
+        nn.Flatten(**kw), nn.Linear(64 * 7 * 7, 128, rng=rng, **kw), nn.ReLU(**kw),
+        nn.Linear(128, num_classes, rng=rng, **kw),
+    )
+
+
+def split_model(model: nn.Sequential) -> tuple[nn.Sequential, nn.Sequential]:
+    """:func:`cnn_bn` -> (trunk: the conv blocks and Flatten, 3136 features; head: the classifier
+    Linear(3136, 128), ReLU, Linear(128, classes)).  The conv features are generic strokes; the
+    classifier's 128 units were fitted to the old classes, so transfer reuses the trunk only."""
+    return model[:9], model[9:]
+
+
+def new_head(num_classes: int, backend: Any, rng: "nn.Generator | None" = None) -> nn.Sequential:
+    """A fresh classifier for the trunk's 3136 features (the architecture of :func:`cnn_bn`'s head)."""
+    return nn.Sequential(nn.Linear(64 * 7 * 7, 128, backend=backend, rng=rng), nn.ReLU(backend=backend),
+                         nn.Linear(128, num_classes, backend=backend, rng=rng))
+
+
+def train_steps(trunk: nn.Layer, head: nn.Layer, opt: Any, X: Any, y: Any, *, steps: int, batch: int = BATCH,
+                seed: int = 0) -> float:
+    """``steps`` optimizer steps on device data ``X, y`` (batches drawn from ``seed``); returns the last loss.
+
+    Each layer runs in its own mode (``forward(x)``): a trunk put in ``eval()`` normalises with its
+    BatchNorm running statistics and leaves them as they are.  When every trunk parameter is frozen,
+    backprop stops at the head: the frozen trunk costs one forward pass.
+    """
+    b = head.backend
+    xp = b.xp
+    rng = nn.Generator(seed)
+    n = X.shape[0]
+    train_trunk = any(p.requires_grad for p in trunk.parameters())
+    perm, pos, loss = rng.permutation(n), 0, None
+    for _ in range(steps):
+        if pos + min(batch, n) > n:
+            perm, pos = rng.permutation(n), 0
+        idx = b.asarray(perm[pos:pos + batch])
+        pos += batch
+        feats, back_trunk = trunk.forward(xp.take(X, idx, axis=0))
+        logits, back_head = head.forward(feats)
+        loss, dlogits = nn.losses.softmax_cross_entropy(logits, xp.take(y, idx, axis=0), check_labels=False)
+        trunk.zero_grad()
+        head.zero_grad()
+        dfeats = back_head(dlogits, need_dx=train_trunk)
+        if train_trunk:
+            back_trunk(dfeats, need_dx=False)
+        opt.step()
+    return float(b.to_numpy(loss))  # note: one host read per run
+
+
+def accuracy(model: nn.Layer, X: Any, y: Any, batch: int = 500) -> float:
+    """Fraction of correct argmax predictions on device data (inference mode)."""
+    xp = model.backend.xp
+    n = X.shape[0]
+    correct = [xp.sum(xp.astype(xp.argmax(model(X[i:min(i + batch, n), ...]), axis=1) == y[i:min(i + batch, n)],
+                                xp.int64)) for i in range(0, n, batch)]
+    return float(model.backend.to_numpy(xp.sum(xp.stack(correct)))) / X.shape[0]
+
+
+def _few_shot(X: np.ndarray, y: np.ndarray, shots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1000 + seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), shots, replace=False) for c in np.unique(y)])
+    return X[idx], y[idx]
+
+
+def _other_backend(label: str) -> str:
+    usable = nn.available_backends()
+    for name in ("numpy", "array_api_strict", "torch"):
+        if name in usable and name != label.split(":")[0]:
+            return name
+    return label
+
+
+def _torchvision_state(model: nn.Layer) -> dict[str, np.ndarray]:
+    """The checkpoint a torchvision-style ResNet with these weights would save: its keys, numpy arrays
+    (written and read back with torch.save / torch.load when PyTorch is installed)."""
+    state = map_state_dict_keys(model.state_dict(), TO_TORCHVISION)
+    try:
+        import io
+
+        import torch
+    except ImportError:
+        return state
+    buf = io.BytesIO()
+    torch.save({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, buf)
+    buf.seek(0)
+    return {k: v.numpy() for k, v in torch.load(buf, weights_only=True).items()}
+
+
+def save_figure(curves: dict[str, np.ndarray], shots: tuple[int, ...], path: pathlib.Path) -> pathlib.Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2, 3.6))
+    ax = fig.subplots()
+    for name, acc in curves.items():  # acc: (len(shots), seeds)
+        m, s = 100 * acc.mean(axis=1), 100 * acc.std(axis=1)
+        ax.errorbar(shots, m, yerr=s, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xticks(shots, [str(s) for s in shots])
+    ax.set_xlabel("labelled images per class (digits 5-9)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title("Transfer from digits 0-4 vs training from scratch", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
+    """Pretrain, transfer, compare with scratch, unfreeze, load torchvision keys; returns summary rows."""
+    b = nn.get_backend(backend)
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    X, y = load_mnist_5k(images=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_fraction=0.2, seed=0)
+    low_tr, low_te, high_tr, high_te = ytr < 5, yte < 5, ytr >= 5, yte >= 5
+    shots, seeds, steps = (QUICK_SHOTS, QUICK_SEEDS, QUICK_STEPS) if quick else (SHOTS, SEEDS, STEPS)
+    epochs = QUICK_PRETRAIN_EPOCHS if quick else PRETRAIN_EPOCHS
+    Xa, ya = Xtr[low_tr], ytr[low_tr]
+    if quick:
+        Xa, ya = Xa[:QUICK_PRETRAIN], ya[:QUICK_PRETRAIN]
+    n_test = QUICK_TEST if quick else len(Xte)
+    Xa_te, ya_te = Xte[low_te][:n_test], yte[low_te][:n_test]
+    Xb_te, yb_te = Xte[high_te][:n_test], yte[high_te][:n_test] - 5
+    Xb_te_d, yb_te_d = b.asarray(Xb_te), b.asarray(yb_te)
+    rows: list[dict] = []
+
+    # 1. pretrain on digits 0-4 and save
+    source = cnn_bn(5, backend=b, rng=nn.Generator(0))
+    s_trunk, s_head = split_model(source)
+    opt = nn.optim.Adam(source.parameters(), lr=nn.optim.cosine_annealing(LR, epochs * len(Xa) // BATCH))
+    train_steps(s_trunk, s_head, opt, b.asarray(Xa), b.asarray(ya), steps=epochs * len(Xa) // BATCH)
+    acc_a = accuracy(source, b.asarray(Xa_te), b.asarray(ya_te))
+    ckpt = nn.save(out_dir / "transfer_pretrained_0-4.npz", source)
+    print(f"[{SECTION}] pretrained the MNIST CNN with BatchNorm on digits 0-4 ({len(Xa)} images, {epochs} epochs) "
+          f"on {b.label}: held-out accuracy {100 * acc_a:.2f}%; saved {ckpt.name}")
+    rows.append({"section": SECTION, "item": "pretrain accuracy, digits 0-4", "value": round(100 * acc_a, 2),
+                 "unit": "%"})
+
+    # 2. load on another backend: the same predictions
+    other = _other_backend(b.label)
+    copy = cnn_bn(5, backend=other)
+    nn.load(ckpt, copy)
+    probe = Xa_te[:64]
+    gap = float(np.max(np.abs(b.to_numpy(source(b.asarray(probe))) - nn.to_numpy(copy(nn.get_backend(other)
+                                                                                     .asarray(probe))))))
+    print(f"[{SECTION}] checkpoint loaded on {other}: max |logit difference| {gap:.2e}")
+    rows.append({"section": SECTION, "item": f"max logit gap after loading on {other}", "value": gap, "unit": ""})
+
+    def pretrained() -> tuple[nn.Sequential, nn.Sequential, nn.Layer]:
+        model = cnn_bn(5, backend=b)
+        nn.load(ckpt, model)
+        trunk, _ = split_model(model)
+        head = new_head(5, b, nn.Generator(7))  # a new head for digits 5-9
+        return nn.Sequential(trunk, head), trunk, head
+
+    # 3. frozen trunk + new head vs scratch, for each budget of labelled images
+    curves = {"transfer (frozen trunk, new head)": np.zeros((len(shots), len(seeds))),
+              "from scratch": np.zeros((len(shots), len(seeds)))}
+    for i, k in enumerate(shots):
+        for j, seed in enumerate(seeds):
+            Xk, yk = _few_shot(Xtr[high_tr], ytr[high_tr] - 5, k, seed)
+            Xk_d, yk_d = b.asarray(Xk), b.asarray(yk)
+            model, trunk, head = pretrained()
+            trunk.freeze().eval()  # weights and BatchNorm statistics stay as pretrained
+            opt = nn.optim.Adam(head.parameters(), lr=LR)
+            train_steps(trunk, head, opt, Xk_d, yk_d, steps=steps, seed=seed)
+            curves["transfer (frozen trunk, new head)"][i, j] = accuracy(model, Xb_te_d, yb_te_d)
+            scratch = cnn_bn(5, backend=b, rng=nn.Generator(100 + seed))
+            t2, h2 = split_model(scratch)
+            opt = nn.optim.Adam(scratch.parameters(), lr=LR)
+            train_steps(t2, h2, opt, Xk_d, yk_d, steps=steps, seed=seed)
+            curves["from scratch"][i, j] = accuracy(scratch, Xb_te_d, yb_te_d)
+        print(f"[{SECTION}] {k:4d} images/class: transfer {100 * curves['transfer (frozen trunk, new head)'][i].mean():.1f}% "
+              f"vs scratch {100 * curves['from scratch'][i].mean():.1f}% (mean of {len(seeds)} seeds)")
+    print(f"[{SECTION}] digits 5-9, held-out accuracy (%), mean +- std over seeds {list(seeds)}:")
+    print(f"  {'images/class':>12s}  {'transfer':>14s}  {'scratch':>14s}")
+    for i, k in enumerate(shots):
+        cells = [f"{100 * c[i].mean():6.2f} +- {100 * c[i].std():4.2f}" for c in curves.values()]
+        print(f"  {k:12d}  {cells[0]:>14s}  {cells[1]:>14s}")
+        for name, c in curves.items():
+            rows.append({"section": SECTION, "item": f"{name.split(' (')[0]}, {k}/class",
+                         "value": round(100 * float(c[i].mean()), 2), "unit": "%"})
+    fig = save_figure(curves, shots, out_dir / "transfer_learning_curve.png")
+
+    # 4. unfreeze: the trunk at a tenth of the head's learning rate (two parameter groups)
+    k = shots[len(shots) // 2]
+    Xk, yk = _few_shot(Xtr[high_tr], ytr[high_tr] - 5, k, 0)
+    model, trunk, head = pretrained()
+    trunk.freeze().eval()
+    train_steps(trunk, head, nn.optim.Adam(head.parameters(), lr=LR), b.asarray(Xk), b.asarray(yk), steps=steps)
+    frozen_acc = accuracy(model, Xb_te_d, yb_te_d)
+    trunk.unfreeze()  # BatchNorm stays in eval: a few hundred images give noisier statistics than pretraining
+    opt = nn.optim.Adam([{"params": trunk.parameters(), "lr": LR / 10}, {"params": head.parameters(), "lr": LR}])
+    train_steps(trunk, head, opt, b.asarray(Xk), b.asarray(yk), steps=steps, seed=1)
+    tuned_acc = accuracy(model, Xb_te_d, yb_te_d)
+    print(f"[{SECTION}] {k} images/class: frozen trunk {100 * frozen_acc:.2f}% -> unfrozen (trunk lr {LR / 10:g}, "
+          f"head lr {LR:g}) {100 * tuned_acc:.2f}%")
+    rows += [{"section": SECTION, "item": f"frozen trunk, {k}/class (seed 0)", "value": round(100 * frozen_acc, 2),
+              "unit": "%"},
+             {"section": SECTION, "item": f"then unfrozen at lr/10, {k}/class", "value": round(100 * tuned_acc, 2),
+              "unit": "%"}]
+
+    # 5. a torchvision-style state_dict (conv1 / bn1 / layer1.0... / layer2.0.downsample.0 / fc)
+    resnet = small_resnet(5, backend=b, rng=nn.Generator(3), width=WIDTH)
+    tv = _torchvision_state(resnet)
+    loaded = small_resnet(5, backend=b, width=WIDTH)
+    loaded.load_state_dict(tv, key_map=FROM_TORCHVISION)
+    probe = b.asarray(Xa_te[:64])
+    tv_gap = float(np.max(np.abs(b.to_numpy(loaded(probe)) - b.to_numpy(resnet(probe)))))
+    print(f"[{SECTION}] torchvision-style state_dict ({len(tv)} keys: {', '.join(sorted(tv)[:2])}, ..., "
+          f"layer2.0.downsample.0.weight, ...) loaded into small_resnet by renaming keys: max |logit difference| "
+          f"{tv_gap:.1e}")
+    rows += [{"section": SECTION, "item": "torchvision-keyed state_dict: max logit gap", "value": tv_gap, "unit": ""},
+             {"section": SECTION, "item": f"figure {fig.stem}", "value": str(fig), "unit": "png"}]
+    return rows

@@ -1,0 +1,201 @@
+"""Vision training steps: the U-Net (segmentation) and the grid detector, anyxp_nn vs PyTorch CPU.
+
+Run:  flock /tmp/anyxp_bench.lock python benchmarks/bench_vision.py [--steps 20] [--backends numpy]
+
+Models (from anyxp_nn.vision.models, the demos' models):
+  * U-Net, width 8, batch 16 of 1x64x64 canvases, 11 classes: per-pixel softmax cross-entropy with
+    class weights (anyxp_nn.vision.pixel_cross_entropy / torch.nn.functional.cross_entropy(weight=)).
+  * grid detector, width 16, batch 32 of 1x48x48 canvases, a 6x6 grid, 10 classes: the YOLO-style
+    loss (anyxp_nn.vision.detection_loss / the same formula written in torch, autograd).
+One step = forward + loss + backward + Adam step.  The PyTorch twin is built from the same layer
+list (same children, so the same state_dict keys) and loads the same initial weights.
+Time: both frameworks alternate in rounds inside this process; median ms per step.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import anyxp_nn as nn
+from anyxp_nn import vision as V
+from anyxp_nn.layers.base import Layer
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine  # noqa: E402
+
+
+def torch_twin(layer: Layer) -> Any:
+    """A ``torch.nn`` module with the same children and parameters as ``layer`` (weights copied)."""
+    import torch
+    import torch.nn as t
+
+    class Concat(t.Module):  # children "0", "1", ... each see the input; outputs joined on channels
+        def __init__(self, branches: list):
+            super().__init__()
+            for i, m in enumerate(branches):
+                self.add_module(str(i), m)
+
+        def forward(self, x: Any) -> Any:
+            return torch.cat([m(x) for m in self.children()], dim=1)
+
+    def build(m: Layer) -> Any:
+        kind = type(m).__name__
+        kids = [build(c) for _, c in m.named_children()]
+        if kind == "Sequential":
+            return t.Sequential(*kids)
+        if kind == "Concatenate":
+            return Concat(kids)
+        if kind == "Conv2D":
+            return t.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                            dilation=m.dilation, groups=m.groups, bias=m.bias is not None)
+        if kind == "ConvTranspose2D":
+            return t.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
+                                     padding=m.padding, output_padding=m.output_padding, groups=m.groups,
+                                     bias=m.bias is not None, dilation=m.dilation)
+        if kind == "BatchNorm2D":
+            return t.BatchNorm2d(m.num_features, eps=m.eps, momentum=m.momentum)
+        if kind == "MaxPool2D":
+            return t.MaxPool2d(m.kernel_size, m.stride, m.padding)
+        if kind == "Upsample2D":
+            return t.Upsample(scale_factor=tuple(float(s) for s in m.scale_factor), mode="nearest")
+        if kind in ("ReLU", "Identity"):
+            return getattr(t, kind)()
+        raise TypeError(f"torch_twin: no twin for {kind}")
+
+    twin = build(layer)
+    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()})
+    return twin
+
+
+def torch_detection_loss(pred: Any, target: Any, box_weight: float = 5.0, noobj_weight: float = 0.5) -> Any:
+    """anyxp_nn.vision.detection_loss written with torch ops (autograd gives the gradient)."""
+    import torch
+    F = torch.nn.functional
+    obj = target[:, :1]
+    bce = F.binary_cross_entropy_with_logits(pred[:, :1], obj, reduction="none")
+    l_obj = (bce * (obj + noobj_weight * (1 - obj))).sum()
+    l_box = box_weight * (((torch.sigmoid(pred[:, 1:5]) - target[:, 1:5]) * obj) ** 2).sum()
+    ce = F.cross_entropy(pred[:, 5:], target[:, 5].long(), reduction="none")
+    return (l_obj + l_box + (ce * obj[:, 0]).sum()) / pred.shape[0]
+
+
+def data() -> dict:
+    Xs, Ms = V.make_segmentation_canvases(32, seed=0)
+    Xd, boxes, labels, valid = V.make_detection_canvases(64, seed=0)
+    w = np.ones(11, dtype=np.float32)
+    w[1:] = 10.0
+    return {"seg": ([Xs[:16], Xs[16:]], [Ms[:16], Ms[16:]], w),
+            "det": ([Xd[:32], Xd[32:]], V.encode_grid(boxes, labels, valid, 6, 48))}
+
+
+def ours(task: str, backend: str, d: dict) -> Any:
+    b = nn.get_backend(backend)
+    xp = b.xp
+    if task == "seg":
+        model = V.unet(backend=b, rng=nn.Generator(0))
+        xs, ms, w = d["seg"]
+        xs, ys, wd = [b.asarray(x) for x in xs], [b.asarray(m) for m in ms], b.asarray(w)
+
+        def loss_fn(out: Any, i: int) -> Any:
+            return V.pixel_cross_entropy(out, ys[i % 2], wd)
+    else:
+        model = V.grid_detector(backend=b, rng=nn.Generator(0))
+        xs, tg = d["det"]
+        xs, tg = [b.asarray(x) for x in xs], b.asarray(tg)
+
+        def loss_fn(out: Any, i: int) -> Any:
+            return V.detection_loss(out, xp.take(tg, b.asarray(np.arange(32) + 32 * (i % 2)), axis=0))
+    opt = nn.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(i: int) -> None:
+        out, backprop = model.forward(xs[i % 2], train=True)
+        loss, dout = loss_fn(out, i)
+        model.zero_grad()
+        backprop(dout, need_dx=False)
+        opt.step()
+        b.synchronize()
+
+    return model, step
+
+
+def reference(task: str, model: Layer, d: dict) -> Any:
+    import torch
+    twin = torch_twin(model)
+    x0 = d[task][0][0]
+    with torch.no_grad():  # the twin is a twin: same inference output before any step
+        ref = twin.eval()(torch.from_numpy(x0)).numpy()
+        gap = float(np.max(np.abs(ref - nn.to_numpy(model(model.backend.asarray(x0))))))
+    twin.train()
+    if gap > 1e-3:
+        raise AssertionError(f"bench_vision: the torch twin of the {task} model differs by {gap:.2e}")
+    opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    if task == "seg":
+        xs, ms, w = d["seg"]
+        xs, ys, wt = [torch.from_numpy(x) for x in xs], [torch.from_numpy(m) for m in ms], torch.from_numpy(w)
+
+        def loss_fn(out: Any, i: int) -> Any:
+            return torch.nn.functional.cross_entropy(out, ys[i % 2], weight=wt)
+    else:
+        xs, tg = d["det"]
+        xs, tg = [torch.from_numpy(x) for x in xs], torch.from_numpy(np.asarray(tg))
+
+        def loss_fn(out: Any, i: int) -> Any:
+            return torch_detection_loss(out, tg[32 * (i % 2):32 * (i % 2) + 32])
+
+    def step(i: int) -> None:
+        opt.zero_grad()
+        loss_fn(twin(xs[i % 2]), i).backward()
+        opt.step()
+
+    return step
+
+
+def interleaved_ms(fns: dict, steps: int, rounds: int = 4) -> dict:
+    """Median ms per call of each fn, alternating fns in ``rounds`` blocks."""
+    times: dict = {k: [] for k in fns}
+    for f in fns.values():  # warm-up
+        f(0)
+    per = max(1, steps // rounds)
+    for r in range(rounds):
+        for k, f in fns.items():
+            for i in range(per):
+                t0 = time.perf_counter()
+                f(r * per + i)
+                times[k].append(time.perf_counter() - t0)
+    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per implementation (default 20)")
+    ap.add_argument("--backends", default="numpy", help="anyxp_nn backends to time (comma-separated)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--tasks", default="seg,det", help="seg (U-Net), det (grid detector) or both")
+    args = ap.parse_args(argv)
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    d = data()
+    print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    names = {"seg": "U-Net 64x64, batch 16", "det": "grid detector 48x48, batch 32"}
+    for task in args.tasks.split(","):
+        fns, model = {}, None
+        for backend in args.backends.split(","):
+            model, fns[f"anyxp_nn[{backend}]"] = ours(task, backend, d)
+        fns["torch"] = reference(task, V.unet(rng=nn.Generator(0)) if task == "seg" else
+                                 V.grid_detector(rng=nn.Generator(0)), d)  # the initial weights, on numpy
+        ms = interleaved_ms(fns, args.steps)
+        print(f"\n{names[task]}, Adam: median ms per training step over {args.steps} steps")
+        print(f"{'implementation':<28}{'step ms':>9}{'x torch':>9}")
+        for k, v in ms.items():
+            print(f"{k:<28}{v:>9.2f}{v / ms['torch']:>9.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
