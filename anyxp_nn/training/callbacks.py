@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .._atomic import atomic_write
+from ..checkpoint import load, save
 
 __all__ = ["Callback", "FitState", "EarlyStopping", "ModelCheckpoint", "LRSchedule", "NonFiniteGuard",
            "TerminateOnNaN", "NonFiniteLossError", "CSVLogger", "JSONLogger"]
@@ -128,7 +129,6 @@ class ModelCheckpoint(Callback):
         self.best: float | None = None
 
     def on_epoch_end(self, state: FitState) -> None:
-        from ..checkpoint import save
         loss = state.logs.get("loss")
         if not isinstance(loss, (int, float)) or not math.isfinite(loss):
             warnings.warn(f"ModelCheckpoint: epoch {state.epoch + 1} loss is {loss}; not saving "
@@ -202,7 +202,6 @@ class NonFiniteGuard(Callback):
         if state.last_checkpoint:
             msg += f"; last good checkpoint {state.last_checkpoint!r} kept"
             if self.restore:
-                from ..checkpoint import load
                 load(state.last_checkpoint, state.model, state.optimizer)
                 msg += " and restored into the model"
         else:

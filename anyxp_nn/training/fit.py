@@ -29,6 +29,7 @@ from typing import Any, Sequence
 from array_api_compat import device as _device
 
 from .._atomic import deferred_interrupts
+from ..checkpoint import load
 from ..data import DataLoader
 from ..distributed.fit_hooks import fit_hooks
 from .callbacks import Callback, FitState
@@ -124,10 +125,10 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
     val_loader = eval_loader(val_data, model.backend) if val_data is not None else None
     if resume is not None:  # last: every argument is checked before the model changes
-        from ..checkpoint import load
         info = load(resume, model, optimizer, loader=loader, restore_rng=True)
         initial_epoch = int(info.get("epoch") or 0)
-        history = info.get("history") or history
+        if info.get("history") is not None:  # the checkpoint holds plain data; the History is built here
+            history = History.from_dict(info["history"])
     history = history if history is not None else History()
     if resume is not None and initial_epoch >= epochs:
         msg = (f"fit: the checkpoint {str(resume)!r} already holds {initial_epoch} epoch(s) and `epochs` is "
