@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ._checks import dtype_name, positive_int
 from .backend import Backend, get_backend
 from .random import Generator, get_rng
 
@@ -76,8 +77,7 @@ class DataLoader:
                  device_budget_bytes: int = 512 * 2**20, shard: "tuple[int, int] | None" = None):
         x, y = _host(x, "x"), _host(y, "y")
         self.shard = _check_shard(shard)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"DataLoader: `batch_size` must be a positive int, got {batch_size!r}")
+        positive_int(batch_size, "batch_size", "DataLoader", types=(int, np.integer))
         if x.ndim < 1 or y.ndim < 1:
             raise ValueError(f"DataLoader: x and y need a sample axis, got shapes {x.shape} and {y.shape}")
         if len(x) != len(y):
@@ -249,7 +249,7 @@ def _host_dtype(dtype: Any) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
-        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+        return np.dtype(dtype_name(dtype))
 
 
 def _prefetched(gen: Iterator[Any], depth: int = 1) -> Iterator[Any]:

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from array_api_compat import device as _device
 
+from .._checks import non_negative_int, positive_int
 from .._atomic import deferred_interrupts
 from ..checkpoint import load
 from ..data import DataLoader
@@ -69,8 +70,7 @@ def _check_fit_options(clip_grad_norm: Any, accumulate_steps: Any) -> None:
                                        or not clip_grad_norm > 0):
         raise ValueError(f"fit: `clip_grad_norm` must be None or a float > 0 (the max gradient norm), "
                          f"got {clip_grad_norm!r}")
-    if isinstance(accumulate_steps, bool) or not isinstance(accumulate_steps, int) or accumulate_steps < 1:
-        raise ValueError(f"fit: `accumulate_steps` must be a positive int, got {accumulate_steps!r}")
+    positive_int(accumulate_steps, "accumulate_steps", "fit")
 
 
 def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_data: Any = None,
@@ -108,8 +108,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     if loader.backend != model.backend:
         raise ValueError(f"fit: the loader yields batches on {loader.backend.label!r} but the model is on "
                          f"{model.backend.label!r}; create the DataLoader with backend=model.backend")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"fit: `epochs` must be a non-negative int, got {epochs!r}")
+    non_negative_int(epochs, "epochs", "fit")
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")

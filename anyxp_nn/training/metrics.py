@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from array_api_compat import array_namespace, device as _device
 
+from .._checks import positive_int
 from .. import losses as _losses
 from ..backend import backend_of
 
@@ -80,9 +81,7 @@ class TopKAccuracy(_Classification):
     """
 
     def __init__(self, k: int = 5):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"TopKAccuracy: `k` must be a positive int, got {k!r}")
-        self.k = k
+        self.k = positive_int(k, "k", "TopKAccuracy")
         self.name = f"top{k}_accuracy"
 
     def _batch(self, logits: Any, labels: Any) -> Any:
