@@ -288,10 +288,10 @@ def _prefetched(gen: Iterator[Any], depth: int = 1) -> Iterator[Any]:
 
 
 def as_loader(data: Any, batch_size: int = 256, backend: "str | Backend | None" = None,
-              what: str = "val_data") -> DataLoader:
+              what: str = "val_data", owner: str = "fit") -> DataLoader:
     """A DataLoader as is, or an ``(x, y)`` host pair wrapped in an unshuffled one."""
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return DataLoader(data[0], data[1], batch_size=batch_size, shuffle=False, backend=backend)
-    raise TypeError(f"`{what}` must be an (x, y) pair of host arrays or a DataLoader, got {type(data).__name__}")
+    raise TypeError(f"{owner}: `{what}` must be an (x, y) pair of host arrays or a DataLoader, got {type(data).__name__}")

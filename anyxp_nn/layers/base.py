@@ -251,11 +251,7 @@ class Layer:
                 object.__setattr__(layer, name, _move(buf, target, new_dtype if floating else None))
             object.__setattr__(layer, "backend", target)
             object.__setattr__(layer, "dtype", new_dtype)
-            layer._moved()
         return self
-
-    def _moved(self) -> None:
-        """Hook for layers that cache backend-specific constants."""
 
     # -- input checks ------------------------------------------------------------
     def _check_input(self, x: Any, ndim: "int | tuple[int, ...] | None" = None,

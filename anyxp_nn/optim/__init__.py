@@ -2,9 +2,9 @@
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm, clip_grad_value
-from .optimizer import Optimizer, Schedule, param_groups_no_decay
+from .optimizer import Optimizer, param_groups_no_decay
 from .rmsprop import RMSprop
-from .schedules import (constant, cosine_annealing, exponential_decay, linear_warmup, sequential,
+from .schedules import (Schedule, constant, cosine_annealing, exponential_decay, linear_warmup, sequential,
                         step_decay, warmup_cosine)
 from .sgd import SGD
 

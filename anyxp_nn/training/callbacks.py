@@ -55,11 +55,11 @@ class Callback:
     def on_train_end(self, state: FitState) -> None: ...
 
 
-def _better(mode: str, monitor: str) -> Callable[[float, float, float], bool]:
+def _better(mode: str, monitor: str, owner: str) -> Callable[[float, float, float], bool]:
     if mode == "auto":
         mode = "min" if "loss" in monitor else "max"
     if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        raise ValueError(f"{owner}: `mode` must be 'min', 'max' or 'auto', got {mode!r}")
     if mode == "min":
         return lambda new, best, delta: new < best - delta
     return lambda new, best, delta: new > best + delta
@@ -83,7 +83,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
                  mode: str = "auto", restore_best: bool = True):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.better = _better(mode, monitor)
+        self.better = _better(mode, monitor, type(self).__name__)
         self.restore_best = restore_best
 
     def on_train_begin(self, state: FitState) -> None:
@@ -125,7 +125,7 @@ class ModelCheckpoint(Callback):
         self.path = str(path)
         self.extra = dict(extra or {})
         self.monitor, self.save_best_only = monitor, save_best_only
-        self.better = _better(mode, monitor)
+        self.better = _better(mode, monitor, type(self).__name__)
         self.best: float | None = None
 
     def on_epoch_end(self, state: FitState) -> None:
@@ -187,7 +187,7 @@ class NonFiniteGuard(Callback):
 
     def __init__(self, mode: str = "stop", restore: bool = True):
         if mode not in ("stop", "raise"):
-            raise ValueError(f"NonFiniteGuard: mode must be 'stop' or 'raise', got {mode!r}")
+            raise ValueError(f"NonFiniteGuard: `mode` must be 'stop' or 'raise', got {mode!r}")
         self.mode, self.restore = mode, restore
 
     def on_log(self, state: FitState, rows: list[dict[str, Any]]) -> None:

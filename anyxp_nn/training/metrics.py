@@ -131,11 +131,11 @@ def get_metrics(specs: "Sequence[Any] | str | None") -> list[Metric]:
         elif s == "confusion_matrix":
             out.append(ConfusionMatrix())
         else:
-            raise ValueError(f"unknown metric {s!r}; known: 'accuracy', 'top<k>_accuracy' (e.g. 'top5_accuracy'), "
+            raise ValueError(f"metrics: unknown metric {s!r}; known: 'accuracy', 'top<k>_accuracy' (e.g. 'top5_accuracy'), "
                              "'top_k_accuracy', 'confusion_matrix', or a Metric instance")
     names = [m.name for m in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"metrics listed twice: {names}")
+        raise ValueError(f"metrics: listed twice: {names}")
     return out
 
 
