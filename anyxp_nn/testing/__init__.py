@@ -8,7 +8,9 @@ from .layer_check import CHECKS, LayerCase, check_layer, layer_test
 from .layers_probe import LayerResult, layer_tolerance, probe_layers
 from .sync import SyncCounter, SyncError, count_syncs, sync_guard, syncs_per_step
 
-__all__ = ["gradcheck", "GradcheckError", "assert_close", "default_tolerance", "LayerCase",
-           "check_layer", "layer_test", "CHECKS", "compare_backends", "CompareReport", "Culprit",
-           "LayerResult", "training_tolerance", "layer_tolerance", "probe_layers", "float64_audit",
-           "Float64Event", "sync_guard", "count_syncs", "syncs_per_step", "SyncError", "SyncCounter"]
+__all__ = [
+    "CHECKS", "CompareReport", "Culprit", "Float64Event", "GradcheckError", "LayerCase", "LayerResult",
+    "SyncCounter", "SyncError", "assert_close", "check_layer", "compare_backends", "count_syncs",
+    "default_tolerance", "float64_audit", "gradcheck", "layer_test", "layer_tolerance", "probe_layers",
+    "sync_guard", "syncs_per_step", "training_tolerance"
+]

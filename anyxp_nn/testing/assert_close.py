@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import dtype_name
 from ..backend import Backend, backend_of, get_backend, to_numpy
 
 __all__ = ["assert_close", "default_tolerance"]
@@ -14,7 +15,7 @@ _TOL = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e
 
 def default_tolerance(dtype: Any) -> tuple[float, float]:
     """``(rtol, atol)`` per dtype, PyTorch's ``assert_close`` defaults."""
-    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+    name = dtype_name(dtype)
     return _TOL.get(name, (0.0, 0.0))
 
 

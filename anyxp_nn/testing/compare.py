@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._checks import dtype_name
 from ..backend import Backend, available_backends, get_backend
 from ..losses import softmax_cross_entropy
 from ..random import manual_seed
@@ -40,7 +41,7 @@ def training_tolerance(dtype: Any) -> tuple[float, float]:
     float32: rtol 1e-4, atol 1e-6 (measured: 20 SGD steps of a small CNN or MLP differ by
     ~5e-7 relative between numpy and torch, ~50x below; a genuine bug is far larger).
     """
-    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+    name = dtype_name(dtype)
     return _TRAIN_TOL.get(name, _TRAIN_TOL["float32"])
 
 

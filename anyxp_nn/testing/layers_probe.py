@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._checks import dtype_name
 from ..backend import Backend, get_backend
 from ..random import manual_seed
 from .assert_close import _label
@@ -34,7 +35,7 @@ _LAYER_TOL = {"float16": (1e-2, 1e-3), "float32": (1e-4, 1e-5), "float64": (1e-1
 
 def layer_tolerance(dtype: Any) -> tuple[float, float]:
     """``(rtol, atol)``, normwise, for one layer's output/dX/grads across backends."""
-    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+    name = dtype_name(dtype)
     return _LAYER_TOL.get(name, _LAYER_TOL["float32"])
 
 
