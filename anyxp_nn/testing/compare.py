@@ -25,6 +25,7 @@ import numpy as np
 
 from ..backend import Backend, available_backends, get_backend
 from ..losses import softmax_cross_entropy
+from ..optim import SGD
 from ..random import manual_seed
 from .layers_probe import LayerResult, diff as _diff, probe_layers
 from .tolerances import training_tolerance
@@ -144,7 +145,6 @@ class CompareReport:
 
 
 def _default_optimizer(params: Any) -> Any:
-    from ..optim import SGD
     return SGD(params, lr=0.05, momentum=0.9)
 
 
