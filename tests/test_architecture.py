@@ -191,3 +191,13 @@ def test_each_package_has_one_sorted_export_list(package):
     assert len(set(names)) == len(names), f"{package}: names listed twice"
     if package not in KNOWN_UNSORTED:
         assert names == sorted(names), f"{package}: sort __all__"
+
+
+SCAFFOLDING = ("does not exist yet", "not written yet", "this version of anyxp_nn has no", "this version lacks")
+# files other helpers own until the merge (phase 2 cleans them)
+KNOWN_SCAFFOLDING = {"anyxp_nn.demos.runner"}
+
+
+def test_no_scaffolding_language_left():
+    found = {m for m, p in MODULES.items() if any(s in p.read_text(encoding="utf-8").lower() for s in SCAFFOLDING)}
+    assert found <= KNOWN_SCAFFOLDING, f"the thing exists now; say what the code does: {sorted(found - KNOWN_SCAFFOLDING)}"
