@@ -42,6 +42,7 @@ import numpy as np
 
 from . import random as _random
 from ._atomic import atomic_write, deferred_interrupts
+from .backend import to_numpy
 from .checkpoint_format import (FORMAT, VERSION, CheckpointError, CheckpointNotFoundError, check_path, digest,
                                 few, json_bytes, read_checkpoint, read_info)
 
@@ -49,7 +50,6 @@ __all__ = ["save", "load", "read_info", "CheckpointError", "CheckpointNotFoundEr
 
 # -- saving ------------------------------------------------------------------------
 def _host_array(obj: Any) -> np.ndarray:
-    from .backend import to_numpy
     return np.asarray(to_numpy(obj), order="C")  # keeps 0-d arrays 0-d (ascontiguousarray would not)
 
 
@@ -117,6 +117,7 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
                     "state": _flatten(optimizer.state_dict(), arrays, "optimizer.state_dict()")}
     history = extra.pop("history", None)
     loader = extra.pop("loader", None)
+    loader_state = loader.state_dict() if loader is not None else None  # {"epoch", "rng"}
     epoch, step = extra.pop("epoch", None), extra.pop("step", None)
     for name, v in (("epoch", epoch), ("step", step)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
@@ -131,8 +132,8 @@ def save(path: "str | os.PathLike", model: Any, optimizer: Any = None, **extra: 
         "model": {"class": type(model).__name__, "entries": model_entries},
         "optimizer": opt_meta,
         "rng": {"default": _random.default_generator.get_state(),
-                "loader": loader.rng.get_state() if loader is not None else None},
-        "loader": {"epoch": int(loader.epoch)} if loader is not None else None,
+                "loader": loader_state["rng"] if loader is not None else None},
+        "loader": {"epoch": int(loader_state["epoch"])} if loader is not None else None,
         "epoch": None if epoch is None else int(epoch), "step": None if step is None else int(step),
         "history": history.to_dict() if history is not None else None,
         "extra": user,
@@ -217,7 +218,6 @@ def _checked_rng_state(state: Any, where: str, what: str) -> dict[str, Any]:
 def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], model: Any,
            current: dict[str, np.ndarray], optimizer: Any, loader: Any, restore_rng: bool) -> dict[str, Any]:
     """Every part of the new state, validated; nothing is written."""
-    from .training.history import History
     described = {name: (a.shape, a.dtype) for name, a in arrays.items()}
     staged: dict[str, Any] = {"model": _match_model(where, meta, described, model, current, arrays)}
     if optimizer is not None:
@@ -254,10 +254,7 @@ def _stage(where: str, meta: dict[str, Any], arrays: dict[str, np.ndarray], mode
         if not (isinstance(hist, dict) and all(isinstance(hist.get(k), dict) and all(
                 isinstance(c, list) for c in hist[k].values()) for k in ("steps", "epochs"))):
             raise CheckpointError(f"{where}: malformed history in the metadata")
-        try:
-            staged["history"] = History.from_dict(hist)
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise CheckpointError(f"{where}: malformed history in the metadata ({e})") from None
+        staged["history"] = hist  # plain data: training.History.from_dict turns it into a History
     extra = _unflatten(meta.get("extra") or {"__dict__": []}, {}, where)
     if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
         raise CheckpointError(f"{where}: malformed extra values in the metadata")
@@ -286,7 +283,8 @@ def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader
     match, a :class:`CheckpointError` (a ValueError) names the problem and nothing is
     changed.  Then the new state is installed with Ctrl-C held back.
 
-    Returns the metadata: ``{"epoch", "step", "history" (a History or None),
+    Returns the metadata: ``{"epoch", "step", "history" (plain data, as
+    ``History.to_dict()`` wrote it, or None; ``History.from_dict`` rebuilds the History),
     "backend" (where it was saved), **extra}``.
     """
     path = check_path(path, "load")
@@ -313,7 +311,6 @@ def load(path: "str | os.PathLike", model: Any, optimizer: Any = None, *, loader
         if "rng" in staged:
             _random.default_generator.set_state(staged["rng"])
         if "loader" in staged:
-            loader.rng.set_state(staged["loader"][0])
-            loader.epoch = staged["loader"][1]
+            loader.load_state_dict({"rng": staged["loader"][0], "epoch": staged["loader"][1]})
     return {"epoch": meta.get("epoch"), "step": meta.get("step"), "history": staged.get("history"),
             "backend": meta.get("backend"), **staged["extra"]}

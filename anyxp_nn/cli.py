@@ -20,8 +20,8 @@ ends quietly).
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
-import inspect
 import json
 import math
 import os
@@ -122,7 +122,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    from .demos.runner import format_table
+    from ._table import format_table
     print(format_table([{**r, "why not": r["reason"]} for r in rows],
                        ("name", "usable", "version", "device", "why not")))
     return 0
@@ -168,26 +168,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "--batch-size per rank, rank 0 prints and writes")
 
 
-def _builder(name: str) -> Any:
+def _builder(name: str, X: Any, classes: int) -> "tuple[Callable[..., Any], dict[str, Any]]":
+    """``--model`` -> its builder in :mod:`anyxp_nn.models` and the size arguments it takes
+    (recorded in checkpoints, so ``export`` can rebuild the model)."""
     from . import models
-    attr = {"mlp": "mlp", "cnn": "mnist_cnn", "resnet": "small_resnet"}[name]
-    fn = getattr(models, attr, None)
-    if fn is None:
-        raise UsageError(f"--model {name}: this version of anyxp_nn has no anyxp_nn.models.{attr}")
-    return fn
-
-
-def _call(fn: Any, **kw: Any) -> Any:
-    """Call a model builder with the keyword arguments it accepts."""
-    return fn(**_accepted(fn, kw))
-
-
-def _accepted(fn: Any, kw: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``kw`` that ``fn`` accepts."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return dict(kw)
-    return {k: v for k, v in kw.items() if k in params}
+    if name == "mlp":
+        return models.mlp, {"in_features": int(X.shape[1]), "num_classes": classes}
+    if name == "cnn":  # (N, 1, 28, 28) -> 10 classes, fixed
+        return models.mnist_cnn, {}
+    return models.small_resnet, {"in_channels": int(X.shape[1]), "num_classes": classes}
 
 
 def _schedule(kind: str, lr: float, total: int) -> Any:
@@ -256,9 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     Xtr, Xte, ytr, yte = datasets.train_test_split(X, y, test_fraction=0.2, seed=args.seed)
     classes = int(y.max()) + 1
     nn.manual_seed(args.seed)
-    build = _builder(args.model)
-    size = {"in_features": int(X.shape[1])} if args.model == "mlp" else {"in_channels": int(X.shape[1])}
-    builder_kw = _accepted(build, dict(size, num_classes=classes))  # recorded in checkpoints for `export`
+    build, builder_kw = _builder(args.model, X, classes)
     model = build(**builder_kw, backend=backend)
     comm = None
     if args.distributed:  # every rank trains on its shard; gradients averaged (docs/distributed.md)
@@ -349,6 +336,21 @@ def library_benchmarks() -> list[Path]:
     return sorted(p for p in d.glob("*.py") if not p.name.startswith("_"))
 
 
+def declared_options(script: Path) -> set[str]:
+    """The option strings ``script`` declares with argparse's ``add_argument("--name", ...)``.
+
+    Read from the script's syntax tree, without running it; a script that does not parse
+    declares none.
+    """
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
+    except SyntaxError:
+        return set()
+    return {arg.value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument"
+            for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.builtin and args.scripts:
         raise UsageError("--builtin runs only the built-in timing; drop it or the SCRIPT arguments")
@@ -365,12 +367,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.backend:  # scripts read $ANYXP_BACKEND; those with a --backends option get it too
         env["ANYXP_BACKEND"] = args.backend
     for s in scripts:
-        text = s.read_text(errors="replace")
+        options = declared_options(s)
         cmd = [sys.executable, str(s)]
-        if args.backend and "--backends" in text:
+        if args.backend and "--backends" in options:
             cmd += ["--backends", args.backend]
         if args.steps is not None:
-            if '"--steps"' in text:
+            if "--steps" in options:
                 cmd += ["--steps", str(args.steps)]
             else:
                 print(f"{PROG}: note: {s.name} has no --steps option; it runs its own length", file=sys.stderr)

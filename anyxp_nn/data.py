@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ._checks import dtype_name, positive_int
 from .backend import Backend, get_backend
 from .random import Generator, get_rng
 
@@ -76,8 +77,7 @@ class DataLoader:
                  device_budget_bytes: int = 512 * 2**20, shard: "tuple[int, int] | None" = None):
         x, y = _host(x, "x"), _host(y, "y")
         self.shard = _check_shard(shard)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"DataLoader: `batch_size` must be a positive int, got {batch_size!r}")
+        positive_int(batch_size, "batch_size", "DataLoader", types=(int, np.integer))
         if x.ndim < 1 or y.ndim < 1:
             raise ValueError(f"DataLoader: x and y need a sample axis, got shapes {x.shape} and {y.shape}")
         if len(x) != len(y):
@@ -249,7 +249,7 @@ def _host_dtype(dtype: Any) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
-        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+        return np.dtype(dtype_name(dtype))
 
 
 def _prefetched(gen: Iterator[Any], depth: int = 1) -> Iterator[Any]:
@@ -288,10 +288,10 @@ def _prefetched(gen: Iterator[Any], depth: int = 1) -> Iterator[Any]:
 
 
 def as_loader(data: Any, batch_size: int = 256, backend: "str | Backend | None" = None,
-              what: str = "val_data") -> DataLoader:
+              what: str = "val_data", owner: str = "fit") -> DataLoader:
     """A DataLoader as is, or an ``(x, y)`` host pair wrapped in an unshuffled one."""
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return DataLoader(data[0], data[1], batch_size=batch_size, shuffle=False, backend=backend)
-    raise TypeError(f"`{what}` must be an (x, y) pair of host arrays or a DataLoader, got {type(data).__name__}")
+    raise TypeError(f"{owner}: `{what}` must be an (x, y) pair of host arrays or a DataLoader, got {type(data).__name__}")

@@ -55,9 +55,9 @@ def train_test_split(X: np.ndarray, y: np.ndarray, test_fraction: float = 0.2,
                      seed: int = 0, stratify: bool = True) -> tuple[np.ndarray, ...]:
     """Shuffled (stratified by class) split -> ``X_train, X_test, y_train, y_test``."""
     if len(X) != len(y):
-        raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+        raise ValueError(f"train_test_split: X has {len(X)} samples but y has {len(y)}")
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ValueError(f"train_test_split: `test_fraction` must be in (0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
     if stratify:
         test_idx = []

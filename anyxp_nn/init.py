@@ -28,7 +28,7 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
     """``(fan_in, fan_out)`` as ``torch.nn.init._calculate_fan_in_and_fan_out``."""
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2:
-        raise ValueError(f"fan-in/fan-out need a shape with at least 2 dimensions, got {shape}")
+        raise ValueError(f"init.fans: fan-in/fan-out need a shape with at least 2 dimensions, got {shape}")
     receptive = math.prod(shape[2:])
     return shape[1] * receptive, shape[0] * receptive
 

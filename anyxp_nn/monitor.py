@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
+from ._checks import positive_int
 from .backend import backend_of
 from .layers.activations import ReLU
 
@@ -59,8 +60,7 @@ class GradientMonitor:
     """
 
     def __init__(self, model: Any, optimizer: Any = None, every: int = 1, activations: bool = True):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"GradientMonitor: `every` must be a positive int, got {every!r}")
+        positive_int(every, "every", "GradientMonitor")
         self.model, self.optimizer, self.every = model, optimizer, every
         named = list(model.named_layers())
         self.param_layers = [(_label(n, l), l) for n, l in named if l._params]

@@ -50,6 +50,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ._checks import non_negative_int
 from .backend import Backend, get_backend
 
 __all__ = ["Generator", "manual_seed", "default_generator", "get_rng", "thread_index"]
@@ -69,8 +70,7 @@ class Generator:
 
     def seed(self, seed: int) -> None:
         """Re-seed in place."""
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        non_negative_int(seed, "seed", "Generator", types=(int, np.integer))
         self._np = np.random.Generator(np.random.PCG64(int(seed)))
 
     # -- state -----------------------------------------------------------------
@@ -81,7 +81,7 @@ class Generator:
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore a state from :meth:`get_state`."""
         if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
-            raise ValueError(f"expected a PCG64 generator state dict, got {str(state)[:80]!r}")
+            raise ValueError(f"Generator.set_state: expected a PCG64 generator state dict, got {str(state)[:80]!r}")
         self._np.bit_generator.state = state
 
     # -- host draws (used by the data loader) ----------------------------------
@@ -208,4 +208,4 @@ def get_rng(rng: "Generator | int | None") -> Generator:
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return Generator(int(rng))
-    raise TypeError(f"rng must be None, an int seed or an anyxp_nn.random.Generator, got {type(rng).__name__}")
+    raise TypeError(f"get_rng: `rng` must be None, an int seed or an anyxp_nn.random.Generator, got {type(rng).__name__}")

@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .layers.base import Layer, _dtype_name
+from ._checks import dtype_name
+from .layers.base import Layer
 
 __all__ = ["summary", "Summary", "SummaryRow"]
 
@@ -96,7 +97,7 @@ def summary(model: Layer, input_shape: Sequence[int], dtype: Any = None) -> Summ
     params = _unique(model.parameters())
     total = sum(_numel(p.data) for p in params)
     trainable = sum(_numel(p.data) for p in params if p.requires_grad)
-    return Summary(rows=rows, input_shape=shape, dtype=_dtype_name(dt), total_params=total,
+    return Summary(rows=rows, input_shape=shape, dtype=dtype_name(dt), total_params=total,
                    trainable_params=trainable, frozen_params=total - trainable,
                    input_bytes_per_sample=math.prod(shape) * _itemsize(b.xp, dt) / shape[0],
                    activation_bytes_per_sample=leaf_bytes / shape[0],

@@ -228,5 +228,5 @@ def test_errors():
         A.MixUp()(x, b.asarray(np.zeros(5, dtype=np.int64)), 3)
     with pytest.raises(TypeError, match="Compose: transform 1 is a int, expected a callable"):
         A.Compose([A.Cutout(2), 3])
-    with pytest.raises(TypeError, match="rng must be None, an int seed or an anyxp_nn.random.Generator"):
+    with pytest.raises(TypeError, match="get_rng: `rng` must be None, an int seed or an anyxp_nn.random.Generator"):
         A.Cutout(2)(x, rng="seed")

@@ -7,7 +7,7 @@ import pytest
 import anyxp_nn as nn
 from anyxp_nn.checkpoint import CheckpointError
 from anyxp_nn.data import DataLoader
-from anyxp_nn.training import ModelCheckpoint, fit
+from anyxp_nn.training import History, ModelCheckpoint, fit
 
 CE = nn.losses.softmax_cross_entropy
 
@@ -55,7 +55,7 @@ def test_round_trip_restores_everything(tmp_path):
     assert nn.random.default_generator.get_state() == rng_state
     assert ld2.rng.get_state() == ld.rng.get_state() and ld2.epoch == 1
     assert info["epoch"] == 1 and info["step"] == 6 and info["note"] == "hello"
-    assert info["history"].epochs == h.epochs and info["backend"] == "numpy"
+    assert History.from_dict(info["history"]).epochs == h.epochs and info["backend"] == "numpy"
     with np.load(p, allow_pickle=False) as f:  # no pickled objects anywhere
         assert all(f[n].dtype != object for n in f.files)
 

@@ -184,7 +184,7 @@ def test_check_main_runs_and_passes(capsys, tmp_path):
     assert d["ok"] and d["backends"] == ["numpy", "array_api_strict:device1"] and len(d["losses"]["numpy"]) == 2
 
 
-def test_check_reference_model_degrades_to_mlp():
+def test_check_reference_model_mlp():
     from anyxp_nn.testing.check import reference_model
     build, augment, desc = reference_model("mlp")
     assert desc.startswith("MLP")

@@ -78,11 +78,11 @@ def test_bad_hyperparameters(backend):
 
 
 def test_empty_parameter_list(backend):
-    with pytest.raises(ValueError, match="optimizer got an empty parameter list"):
+    with pytest.raises(ValueError, match="Adam: the optimizer got an empty parameter list"):
         optim.Adam([])
     with pytest.raises(ValueError, match="param group 1 has an empty parameter list"):
         optim.Adam([{"params": [_param(backend)]}, {"params": []}])
-    with pytest.raises(ValueError, match="optimizer got an empty parameter list"):
+    with pytest.raises(ValueError, match="SGD: the optimizer got an empty parameter list"):
         optim.SGD(nn.Sequential(nn.ReLU(backend=backend)), lr=0.1)
 
 
@@ -97,7 +97,7 @@ def test_parameter_listed_twice(backend):
 def test_not_parameters(backend):
     with pytest.raises(TypeError, match="expected Parameters, got"):
         optim.SGD([backend.xp.ones((2,), device=backend.device)], lr=0.1)
-    with pytest.raises(TypeError, match="all Parameters or all param-group dicts"):
+    with pytest.raises(TypeError, match="SGD: `params` must be all Parameters or all param-group dicts"):
         optim.SGD([_param(backend), {"params": [_param(backend)]}], lr=0.1)
 
 

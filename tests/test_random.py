@@ -52,9 +52,9 @@ def test_manual_seed_resets_default():
 
 
 def test_bad_seed_and_state():
-    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="Generator: `seed` must be a non-negative int, got -1"):
         Generator(-1)
     with pytest.raises(ValueError, match="expected a PCG64 generator state dict"):
         Generator(0).set_state({"bit_generator": "MT19937"})
-    with pytest.raises(TypeError, match="rng must be None, an int seed or an anyxp_nn.random.Generator"):
+    with pytest.raises(TypeError, match="get_rng: `rng` must be None, an int seed or an anyxp_nn.random.Generator"):
         nn.random.get_rng("abc")

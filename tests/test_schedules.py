@@ -91,7 +91,7 @@ def test_schedule_errors():
         S.exponential_decay(0.1, -0.5)
     with pytest.raises(ValueError, match=r"`total_steps` must be a positive int, got 2.5"):
         S.cosine_annealing(0.1, 2.5)
-    with pytest.raises(ValueError, match=r"`warmup_steps` must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"linear_warmup: `warmup_steps` must be a non-negative int, got -1"):
         S.linear_warmup(0.1, -1)
     with pytest.raises(ValueError, match=r"`start_factor` must be in \[0, 1\], got 2.0"):
         S.linear_warmup(0.1, 5, start_factor=2.0)

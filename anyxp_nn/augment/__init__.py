@@ -15,5 +15,7 @@ from .noise import GaussianNoise
 from .rotation import RandomRotation
 from .translate import RandomTranslate
 
-__all__ = ["Transform", "RandomFlip", "RandomCrop", "RandomTranslate", "RandomRotation", "GaussianNoise",
-           "Cutout", "ColorJitter", "MixUp", "Compose"]
+__all__ = [
+    "ColorJitter", "Compose", "Cutout", "GaussianNoise", "MixUp", "RandomCrop", "RandomFlip", "RandomRotation",
+    "RandomTranslate", "Transform"
+]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import pair
 from ..backend import Backend
-from ..layers.conv import pair
 from ..random import Generator
 from ._base import Transform
 from ._sampling import shifted_window

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import positive_int
 from ..backend import Backend
 from ..random import Generator
 from ._base import Transform
@@ -20,8 +21,7 @@ class Cutout(Transform):
     """
 
     def __init__(self, size: int = 8, fill: float = 0.0):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"Cutout: `size` must be a positive int, got {size!r}")
+        positive_int(size, "size", "Cutout")
         self.size, self.fill = size, float(fill)
 
     def apply(self, x: Any, rng: Generator, b: Backend) -> Any:

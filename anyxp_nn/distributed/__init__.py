@@ -15,6 +15,7 @@ from .parallel import DataParallel
 from .reducer import CudaAwareReducer, HostReducer
 from .sync_batchnorm import SyncBatchNorm
 
-__all__ = ["init", "Communicator", "Request", "mpi_available", "DataParallel", "SyncBatchNorm",
-           "NCCLCommunicator", "HostReducer", "CudaAwareReducer", "Bucket", "plan_buckets",
-           "FitHooks", "fit_hooks"]
+__all__ = [
+    "Bucket", "Communicator", "CudaAwareReducer", "DataParallel", "FitHooks", "HostReducer", "NCCLCommunicator",
+    "Request", "SyncBatchNorm", "fit_hooks", "init", "mpi_available", "plan_buckets"
+]

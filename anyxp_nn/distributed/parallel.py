@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
+from .._checks import positive_int
 from ..layers.base import Backprop, Layer
 from ._host import from_host, to_host
 from .buckets import BackwardStep, Bucket, plan_buckets
@@ -57,8 +58,7 @@ class DataParallel(Layer):
             raise TypeError(f"DataParallel: `model` must be an anyxp_nn Layer, got {type(model).__name__}")
         if isinstance(model, DataParallel):
             raise TypeError("DataParallel: `model` is already a DataParallel; wrap the inner model once")
-        if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, int) or bucket_bytes < 1:
-            raise ValueError(f"DataParallel: `bucket_bytes` must be a positive int, got {bucket_bytes!r}")
+        positive_int(bucket_bytes, "bucket_bytes", "DataParallel")
         comm = init() if comm is None else comm
         if not hasattr(comm, "rank") or not hasattr(comm, "size"):
             raise TypeError(f"DataParallel: `comm` must be a Communicator (nn.distributed.init()), "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, NamedTuple
 
+from .._checks import dtype_name
 from ..backend import Backend, all_finite, backend_of, get_backend, to_numpy
 from ..keymap import map_state_dict_keys
 from ..parameter import Parameter
@@ -238,7 +239,7 @@ class Layer:
     def to(self, backend: "str | Backend | None" = None, dtype: Any = None) -> "Layer":
         """Move (and/or cast) parameters, gradients and floating buffers; returns self."""
         target = get_backend(backend) if backend is not None else self.backend
-        new_dtype = target.dtype(dtype) if dtype is not None else target.dtype(_dtype_name(self.dtype))
+        new_dtype = target.dtype(dtype) if dtype is not None else target.dtype(dtype_name(self.dtype))
         for _, layer in self.named_layers():
             for p in layer._params.values():
                 p.data = _move(p.data, target, new_dtype)
@@ -246,15 +247,11 @@ class Layer:
                     p.grad = _move(p.grad, target, new_dtype)
             for name in layer._buffers:
                 buf = getattr(layer, name)
-                floating = _dtype_name(buf.dtype).startswith("float")
+                floating = dtype_name(buf.dtype).startswith("float")
                 object.__setattr__(layer, name, _move(buf, target, new_dtype if floating else None))
             object.__setattr__(layer, "backend", target)
             object.__setattr__(layer, "dtype", new_dtype)
-            layer._moved()
         return self
-
-    def _moved(self) -> None:
-        """Hook for layers that cache backend-specific constants."""
 
     # -- input checks ------------------------------------------------------------
     def _check_input(self, x: Any, ndim: "int | tuple[int, ...] | None" = None,
@@ -267,7 +264,7 @@ class Layer:
         if self.follows_input and not self._params and not self._buffers:
             b = _input_backend(self, x, what)
             if not b.xp.isdtype(x.dtype, "real floating"):
-                got = _dtype_name(x.dtype)
+                got = dtype_name(x.dtype)
                 raise TypeError(f"{self._name()}: {what} has dtype {got} (integer input), expected a "
                                 f"floating dtype; cast it with xp.astype(x, xp.float32)")
         else:
@@ -280,7 +277,7 @@ class Layer:
                 raise ValueError(f"{self._name()}: {what} is on backend {where!r}, expected {b.label!r} "
                                  f"(the layer's); move it with backend.asarray or the layer with .to()")
             if x.dtype != self.dtype:
-                got, want = _dtype_name(x.dtype), _dtype_name(self.dtype)
+                got, want = dtype_name(x.dtype), dtype_name(self.dtype)
                 kind = "integer" if "int" in got or got == "bool" else got
                 fix = f" or the layer with .to(dtype={got!r})" if got.startswith("float") else ""  # never to an int
                 raise TypeError(f"{self._name()}: {what} has dtype {got} ({kind} input), expected {want}; "
@@ -334,15 +331,6 @@ def _input_backend(layer: Layer, x: Any, what: str) -> Backend:
     except (TypeError, ValueError):
         raise TypeError(f"{layer._name()}: {what} must be an array of a backend's namespace, "
                         f"got {type(x).__name__}") from None
-
-
-def _dtype_name(dtype: Any) -> str:
-    name = getattr(dtype, "name", None)
-    if isinstance(name, str):
-        return name
-    if isinstance(dtype, type):  # NumPy scalar types such as numpy.float32
-        return dtype.__name__
-    return str(dtype).rsplit(".", 1)[-1]
 
 
 def _move(a: Any, target: Backend, dtype: Any) -> Any:

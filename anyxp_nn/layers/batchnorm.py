@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._checks import positive_int
 from ..parameter import Parameter
 from .base import Backprop, Layer
 
@@ -35,8 +36,7 @@ class _BatchNorm(Layer):
                  backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
         name = type(self).__name__
-        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
-            raise ValueError(f"{name}: `num_features` must be a positive int, got {num_features!r}")
+        positive_int(num_features, "num_features", name)
         if not eps > 0:
             raise ValueError(f"{name}: `eps` must be > 0, got {eps!r}")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._checks import positive_int
 from .. import init as _init
 from ..parameter import Parameter
 from ..random import Generator
@@ -28,9 +29,8 @@ class Linear(Layer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: Any = "he", *,
                  rng: "Generator | None" = None, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"Linear: `{name}` must be a positive int, got {v!r}")
+        positive_int(in_features, "in_features", "Linear")
+        positive_int(out_features, "out_features", "Linear")
         self.in_features, self.out_features = in_features, out_features
         f = _init.get_initializer(init, "Linear")
         kw = dict(rng=rng, dtype=self.dtype, backend=self.backend)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import pair
 from ..ops.pool import avg_pool2d, max_pool2d, pool_output_size
 from .base import Backprop, Layer
-from .conv import pair
 
 __all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 

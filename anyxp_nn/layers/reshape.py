@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._checks import pair
 from .base import Backprop, Layer
-from .conv import pair
 
 __all__ = ["Flatten", "Upsample2D"]
 

@@ -33,7 +33,7 @@ so a checkpoint writer can put it into ``.npz``/``.json`` without pickle.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from array_api_compat import array_namespace, device as _device
 
@@ -41,10 +41,9 @@ from .._atomic import deferred_interrupts
 from ..backend import backend_of, to_numpy
 from ..parameter import Parameter
 from .blocks import run_updates
+from .schedules import Schedule
 
-__all__ = ["Optimizer", "Schedule", "param_groups_no_decay"]
-
-Schedule = Callable[[int], float]
+__all__ = ["Optimizer", "param_groups_no_decay"]
 
 
 class Optimizer:
@@ -55,7 +54,7 @@ class Optimizer:
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
         self.defaults = dict(defaults)
         self._validate({**self.defaults, "params": []})
-        groups = self._as_groups(params)
+        groups = self._as_groups(params, self._name())
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}
         self.step_count = 0
@@ -70,18 +69,18 @@ class Optimizer:
         return type(self).__name__
 
     @staticmethod
-    def _as_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
+    def _as_groups(params: Iterable[Any], owner: str) -> list[dict[str, Any]]:
         if hasattr(params, "parameters") and callable(params.parameters):
             params = params.parameters()
         if isinstance(params, (Parameter, dict)):
             params = [params]
         items = list(params)
         if not items:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{owner}: the optimizer got an empty parameter list")
         if all(isinstance(g, dict) for g in items):
             return [dict(g) for g in items]
         if any(isinstance(g, dict) for g in items):
-            raise TypeError("optimizer params must be all Parameters or all param-group dicts, not a mix")
+            raise TypeError(f"{owner}: `params` must be all Parameters or all param-group dicts, not a mix")
         return [{"params": items}]
 
     def _check_group(self, group: dict[str, Any], i: int, seen: set[int]) -> dict[str, Any]:

@@ -10,28 +10,24 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence, Union
 
-__all__ = ["constant", "step_decay", "exponential_decay", "cosine_annealing", "linear_warmup",
-           "sequential", "warmup_cosine"]
+from .._checks import non_negative_int, positive_int
+
+__all__ = ["Schedule", "constant", "cosine_annealing", "exponential_decay", "linear_warmup", "sequential",
+           "step_decay", "warmup_cosine"]
 
 Schedule = Callable[[int], float]
+"""A learning-rate schedule: the optimizer's step number k (from 0) -> a Python float."""
 
 
-def _positive_int(name: str, v: object, allow_zero: bool = False) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < (0 if allow_zero else 1):
-        kind = "an int >= 0" if allow_zero else "a positive int"
-        raise ValueError(f"`{name}` must be {kind}, got {v!r}")
-    return v
-
-
-def _nonneg(name: str, v: object) -> float:
+def _nonneg(v: object, name: str, owner: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-        raise ValueError(f"`{name}` must be a finite float >= 0, got {v!r}")
+        raise ValueError(f"{owner}: `{name}` must be a finite float >= 0, got {v!r}")
     return float(v)
 
 
-def _check_step(k: int) -> int:
+def _check_step(k: int, owner: str) -> int:
     if k < 0:
-        raise ValueError(f"a schedule's step must be >= 0, got {k!r}")
+        raise ValueError(f"{owner}: a schedule's step must be >= 0, got {k!r}")
     return int(k)
 
 
@@ -42,10 +38,10 @@ def _named(fn: Schedule, text: str) -> Schedule:
 
 def constant(lr: float) -> Schedule:
     """lr_k = lr."""
-    lr = _nonneg("lr", lr)
+    lr = _nonneg(lr, "lr", "constant")
 
     def schedule(k: int) -> float:
-        _check_step(k)
+        _check_step(k, "constant")
         return lr
 
     return _named(schedule, f"constant({lr})")
@@ -53,21 +49,21 @@ def constant(lr: float) -> Schedule:
 
 def step_decay(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
     """lr_k = lr * gamma^floor(k / step_size)  (PyTorch ``StepLR``)."""
-    lr, gamma = _nonneg("lr", lr), _nonneg("gamma", gamma)
-    step_size = _positive_int("step_size", step_size)
+    lr, gamma = _nonneg(lr, "lr", "step_decay"), _nonneg(gamma, "gamma", "step_decay")
+    step_size = positive_int(step_size, "step_size", "step_decay")
 
     def schedule(k: int) -> float:
-        return lr * gamma ** (_check_step(k) // step_size)
+        return lr * gamma ** (_check_step(k, "step_decay") // step_size)
 
     return _named(schedule, f"step_decay({lr}, {step_size}, {gamma})")
 
 
 def exponential_decay(lr: float, gamma: float) -> Schedule:
     """lr_k = lr * gamma^k  (PyTorch ``ExponentialLR``)."""
-    lr, gamma = _nonneg("lr", lr), _nonneg("gamma", gamma)
+    lr, gamma = _nonneg(lr, "lr", "exponential_decay"), _nonneg(gamma, "gamma", "exponential_decay")
 
     def schedule(k: int) -> float:
-        return lr * gamma ** _check_step(k)
+        return lr * gamma ** _check_step(k, "exponential_decay")
 
     return _named(schedule, f"exponential_decay({lr}, {gamma})")
 
@@ -81,11 +77,11 @@ def cosine_annealing(lr: float, total_steps: int, min_lr: float = 0.0) -> Schedu
     Warm Restarts", ICLR 2017); PyTorch's ``CosineAnnealingLR(T_max=total_steps, eta_min=min_lr)``
     up to ``total_steps`` (PyTorch's keeps oscillating afterwards; this one stays at ``min_lr``).
     """
-    lr, min_lr = _nonneg("lr", lr), _nonneg("min_lr", min_lr)
-    total_steps = _positive_int("total_steps", total_steps)
+    lr, min_lr = _nonneg(lr, "lr", "cosine_annealing"), _nonneg(min_lr, "min_lr", "cosine_annealing")
+    total_steps = positive_int(total_steps, "total_steps", "cosine_annealing")
 
     def schedule(k: int) -> float:
-        k = _check_step(k)
+        k = _check_step(k, "cosine_annealing")
         if k >= total_steps:
             return min_lr
         return min_lr + (lr - min_lr) * (1.0 + math.cos(math.pi * k / total_steps)) / 2.0
@@ -106,13 +102,13 @@ def linear_warmup(schedule_or_lr: Union[Schedule, float], warmup_steps: int,
     SGD: Training ImageNet in 1 Hour", 2017.
     """
     base = schedule_or_lr if callable(schedule_or_lr) else constant(schedule_or_lr)
-    warmup_steps = _positive_int("warmup_steps", warmup_steps, allow_zero=True)
-    start_factor = _nonneg("start_factor", start_factor)
+    warmup_steps = non_negative_int(warmup_steps, "warmup_steps", "linear_warmup")
+    start_factor = _nonneg(start_factor, "start_factor", "linear_warmup")
     if start_factor > 1.0:
-        raise ValueError(f"`start_factor` must be in [0, 1], got {start_factor!r}")
+        raise ValueError(f"linear_warmup: `start_factor` must be in [0, 1], got {start_factor!r}")
 
     def schedule(k: int) -> float:
-        k = _check_step(k)
+        k = _check_step(k, "linear_warmup")
         if k < warmup_steps:
             return float(base(0)) * (start_factor + (1.0 - start_factor) * k / warmup_steps)
         return float(base(k - warmup_steps))
@@ -128,7 +124,7 @@ def sequential(schedules: Sequence[Union[Schedule, float]], boundaries: Sequence
     As PyTorch's ``SequentialLR(schedulers, milestones=boundaries)``.
     """
     scheds = [s if callable(s) else constant(s) for s in schedules]
-    bounds = [_positive_int("boundaries[i]", b) for b in boundaries]
+    bounds = [positive_int(b, "boundaries[i]", "sequential") for b in boundaries]
     if len(bounds) != len(scheds) - 1:
         raise ValueError(f"sequential: {len(scheds)} schedules need {len(scheds) - 1} boundaries, "
                          f"got {len(bounds)}")
@@ -137,7 +133,7 @@ def sequential(schedules: Sequence[Union[Schedule, float]], boundaries: Sequence
     starts = [0] + bounds
 
     def schedule(k: int) -> float:
-        k = _check_step(k)
+        k = _check_step(k, "sequential")
         i = sum(1 for b in bounds if k >= b)
         return float(scheds[i](k - starts[i]))
 
@@ -148,7 +144,7 @@ def warmup_cosine(lr: float, warmup_steps: int, total_steps: int, min_lr: float 
                   start_factor: float = 0.0) -> Schedule:
     """Linear warmup for ``warmup_steps`` then a cosine to ``min_lr`` at ``total_steps`` (in all):
     ``linear_warmup(cosine_annealing(lr, total_steps - warmup_steps, min_lr), warmup_steps)``."""
-    total_steps = _positive_int("total_steps", total_steps)
+    total_steps = positive_int(total_steps, "total_steps", "warmup_cosine")
     if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"`warmup_steps` (={warmup_steps!r}) must be an int in [0, total_steps={total_steps})")
+        raise ValueError(f"warmup_cosine: `warmup_steps` (={warmup_steps!r}) must be an int in [0, total_steps={total_steps})")
     return linear_warmup(cosine_annealing(lr, total_steps - warmup_steps, min_lr), warmup_steps, start_factor)

@@ -6,16 +6,9 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend, backend_of, get_backend, to_numpy
+from .tolerances import default_tolerance
 
-__all__ = ["assert_close", "default_tolerance"]
-
-_TOL = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
-
-
-def default_tolerance(dtype: Any) -> tuple[float, float]:
-    """``(rtol, atol)`` per dtype, PyTorch's ``assert_close`` defaults."""
-    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
-    return _TOL.get(name, (0.0, 0.0))
+__all__ = ["assert_close"]
 
 
 def _is_host(a: Any) -> bool:

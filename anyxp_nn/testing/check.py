@@ -2,8 +2,8 @@
 
 The reference model is a small CNN on the 8x8 digits with BatchNorm, Dropout and
 augmentation (random flips and crops), so random draws are covered as well as
-convolutions and running statistics.  Layers that this version lacks are left
-out (down to an MLP of Linear/ReLU), and the printed header says which model ran.
+convolutions and running statistics (``--model mlp``: an MLP with BatchNorm1D and
+Dropout instead).
 
 Exit status: 0 when every backend agrees within the float tolerance, 1 when one
 diverges, fails or a layer is flagged (the culprit is printed), 2 for bad arguments.
@@ -19,7 +19,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import layers as L
+from ..augment import Compose, RandomCrop, RandomFlip
 from ..backend import available_backends, get_backend
+from ..datasets import load_digits
+from ..optim import SGD
 from .compare import compare_backends
 
 __all__ = ["main", "reference_model", "reference_data", "default_backends"]
@@ -36,10 +39,9 @@ def default_backends() -> list[str]:
 def reference_data(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """(x (N, 1, 8, 8) float32 in [0, 1], y (N,) int64, description): digits, else synthetic blobs."""
     try:
-        from ..datasets import load_digits
         x, y = load_digits(images=True)
         return x[:n], y[:n], f"{min(n, len(x))} sklearn digits (1x8x8)"
-    except Exception:  # no scikit-learn: class-dependent blobs of the same shape
+    except ImportError:  # no scikit-learn: class-dependent blobs of the same shape
         rng = np.random.default_rng(seed)
         y = rng.integers(0, 10, n)
         centers = rng.uniform(0, 1, (10, 1, 8, 8))
@@ -47,24 +49,16 @@ def reference_data(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
         return x, y.astype(np.int64), f"{n} synthetic 1x8x8 images (scikit-learn not installed)"
 
 
-def _has(*names: str) -> bool:
-    return all(hasattr(L, n) for n in names)
+def reference_model(kind: str = "auto") -> tuple[Callable[..., Any], Callable[[Any], Any], str]:
+    """``(build_model, augment, description)`` for ``kind`` in "auto" (the CNN), "cnn", "mlp".
 
-
-def reference_model(kind: str = "auto") -> tuple[Callable[..., Any], Callable[[Any], Any] | None, str]:
-    """``(build_model, augment, description)`` for ``kind`` in "auto", "cnn", "mlp".
-
-    "auto" picks the CNN when Conv2D, BatchNorm2D, MaxPool2D, Flatten and Dropout exist,
-    else the MLP (with BatchNorm1D/Dropout when present).  Both take (N, 1, 8, 8) input.
+    Both models take (N, 1, 8, 8) input; the augmentation is random flips and crops.
     """
     if kind not in ("auto", "cnn", "mlp"):
         raise ValueError(f"check: `--model` must be auto, cnn or mlp, got {kind!r}")
-    cnn_ok = _has("Conv2D", "BatchNorm2D", "MaxPool2D", "Flatten", "Dropout")
-    if kind == "cnn" and not cnn_ok:
-        raise ValueError("check: the CNN needs Conv2D, BatchNorm2D, MaxPool2D, Flatten and Dropout; "
-                         "this version lacks some (use --model mlp)")
-    augment, aug_desc = _augment()
-    if kind == "cnn" or (kind == "auto" and cnn_ok):
+    augment = Compose([RandomFlip(), RandomCrop(8, padding=1)])
+    aug_desc = ", augment: flip + crop(pad 1)"
+    if kind in ("auto", "cnn"):
         def build(backend: Any = None, dtype: Any = None) -> Any:
             kw = dict(backend=backend, dtype=dtype)
             return L.Sequential(
@@ -75,39 +69,11 @@ def reference_model(kind: str = "auto") -> tuple[Callable[..., Any], Callable[[A
                 L.Dropout(0.25, **kw), L.Linear(64, 10, **kw))
         return build, augment, "CNN conv8-bn-relu-pool-conv16-bn-relu-pool-dropout-linear" + aug_desc
 
-    extras = [n for n in ("BatchNorm1D", "Dropout") if _has(n)]
-
     def build_mlp(backend: Any = None, dtype: Any = None) -> Any:
         kw = dict(backend=backend, dtype=dtype)
-        layers = [_FlattenImages(**kw), L.Linear(64, 32, **kw)]
-        if "BatchNorm1D" in extras:
-            layers.append(L.BatchNorm1D(32, **kw))
-        layers.append(L.ReLU(**kw))
-        if "Dropout" in extras:
-            layers.append(L.Dropout(0.25, **kw))
-        layers.append(L.Linear(32, 10, **kw))
-        return L.Sequential(*layers)
-    return build_mlp, augment, f"MLP 64-32-10 ({'+'.join(['Linear', 'ReLU'] + extras)})" + aug_desc
-
-
-class _FlattenImages(L.Layer):
-    """(N, 1, 8, 8) -> (N, 64), for the MLP fallback when Flatten is missing."""
-
-    def forward(self, x: Any, train: bool = True) -> Any:
-        self._check_input(x, ndim=4)
-        xp, shape = self.backend.xp, tuple(x.shape)
-
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            return xp.reshape(dy, shape) if need_dx else None
-        return xp.reshape(x, (shape[0], -1)), backprop
-
-
-def _augment() -> tuple[Callable[[Any], Any] | None, str]:
-    try:
-        from ..augment import Compose, RandomCrop, RandomFlip
-    except ImportError:
-        return None, ", no augmentation"
-    return Compose([RandomFlip(), RandomCrop(8, padding=1)]), ", augment: flip + crop(pad 1)"
+        return L.Sequential(L.Flatten(**kw), L.Linear(64, 32, **kw), L.BatchNorm1D(32, **kw),  # (N, 64) -> (N, 32)
+                            L.ReLU(**kw), L.Dropout(0.25, **kw), L.Linear(32, 10, **kw))
+    return build_mlp, augment, "MLP 64-32-10 (Linear+ReLU+BatchNorm1D+Dropout)" + aug_desc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,7 +114,6 @@ def main(argv: "list[str] | None" = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     x, y, data_desc = reference_data()
-    from ..optim import SGD
     print(f"model: {desc}\ndata: {data_desc}; backends: {', '.join(backends)}", flush=True)
     t0 = time.perf_counter()
     report = compare_backends(build, (x, y), backends, steps=args.steps, batch_size=args.batch_size,

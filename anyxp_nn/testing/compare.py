@@ -25,23 +25,12 @@ import numpy as np
 
 from ..backend import Backend, available_backends, get_backend
 from ..losses import softmax_cross_entropy
+from ..optim import SGD
 from ..random import manual_seed
-from .layers_probe import Culprit, LayerResult, diff as _diff, probe_layers
+from .layers_probe import LayerResult, diff as _diff, probe_layers
+from .tolerances import training_tolerance
 
-__all__ = ["compare_backends", "CompareReport", "Culprit", "training_tolerance"]
-
-_TRAIN_TOL = {"float16": (1e-2, 1e-3), "float32": (1e-4, 1e-6), "float64": (1e-10, 1e-13)}
-
-
-def training_tolerance(dtype: Any) -> tuple[float, float]:
-    """``(rtol, atol)`` for parameters after a few training steps.
-
-    Normwise: a tensor agrees when ``max|a - ref| <= atol + rtol * max|ref|``.
-    float32: rtol 1e-4, atol 1e-6 (measured: 20 SGD steps of a small CNN or MLP differ by
-    ~5e-7 relative between numpy and torch, ~50x below; a genuine bug is far larger).
-    """
-    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
-    return _TRAIN_TOL.get(name, _TRAIN_TOL["float32"])
+__all__ = ["CompareReport", "compare_backends"]
 
 
 @dataclass
@@ -70,7 +59,7 @@ class CompareReport:
     grads: dict[str, list[dict[str, tuple[float, float]]]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     layers: list[LayerResult] = field(default_factory=list)
-    culprit: Culprit | None = None
+    culprit: LayerResult | None = None
     diverged: dict[str, int] = field(default_factory=dict)   # backend -> first step beyond tolerance
     ratio: dict[str, list[float]] = field(default_factory=dict)  # per step: worst |dparam| / tolerance
 
@@ -156,7 +145,6 @@ class CompareReport:
 
 
 def _default_optimizer(params: Any) -> Any:
-    from ..optim import SGD
     return SGD(params, lr=0.05, momentum=0.9)
 
 

@@ -48,7 +48,7 @@ def gradcheck(layer_or_fn: "Layer | Callable[..., Any]", *inputs: Any, eps: floa
     Returns True when every gradient matches.
     """
     if not inputs:
-        raise ValueError("gradcheck needs at least one input")
+        raise ValueError("gradcheck: needs at least one input")
     b: Backend = layer_or_fn.backend if isinstance(layer_or_fn, Layer) else backend_of(inputs[0])
     xp = b.xp
     for i, x in enumerate(inputs):

@@ -29,7 +29,7 @@ From your own test file::
 """
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,8 +39,9 @@ from ..backend import Backend, get_backend
 from ..layers.base import Layer
 from ..random import manual_seed
 from .assert_close import assert_close
-from .dtype_audit import float64_audit
 from .gradcheck import gradcheck
+from .layer_run import dtype_device_problems, run_layer
+from .tolerances import TOLERANCES, tolerance
 
 __all__ = ["LayerCase", "check_layer", "layer_test", "CHECKS"]
 
@@ -72,7 +73,7 @@ class LayerCase:
     make_input: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray] | None = None
     train: bool = True
     bad_inputs: list[tuple[tuple[int, ...], type, str]] = field(default_factory=list)
-    gradcheck_tol: tuple[float, float] = (1e-5, 1e-7)
+    gradcheck_tol: tuple[float, float] = TOLERANCES["gradcheck"]["float64"]
     skip: tuple[str, ...] = ()
     seed: int = 0
     input_dtype: str | None = None
@@ -109,6 +110,8 @@ class LayerCase:
             return f"{self.name}: {check!r} is in the case's `skip`"
         if check == "torch" and self.torch is None:
             return f"{self.name}: no `torch` twin given"
+        if check == "torch" and importlib.util.find_spec("torch") is None:
+            return f"{self.name}: torch is not installed"
         return None
 
     def make(self, backend: "str | Backend", dtype: str) -> Layer:
@@ -116,24 +119,10 @@ class LayerCase:
         return self.build(backend=backend, dtype=dtype)
 
 
-def _run(layer: Layer, x: Any, dy_host: np.ndarray | None, train: bool,
-         dy: Any = None) -> tuple[Any, Any, dict[str, Any]]:
-    """Forward (default generator reseeded) and backward with ``dy`` (a device array) or ``dy_host``."""
-    b = layer.backend
-    manual_seed(1234)
-    y, backprop = layer.forward(x, train=train)
-    if dy is None:
-        dy = b.asarray(dy_host if dy_host is not None else np.ones(tuple(y.shape)), dtype=y.dtype)
-    layer.zero_grad()
-    dx = backprop(dy)
-    grads = {n: p.grad for n, p in layer.named_parameters()}
-    return y, dx, grads
-
-
 def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ...] = CHECKS) -> None:
-    """Run the checks of :data:`CHECKS` (minus ``case.skip``) for ``case`` on ``backend``."""
+    """Run the checks of :data:`CHECKS` that apply to ``case`` (see :meth:`LayerCase.skipped`) on ``backend``."""
     b = get_backend(backend)
-    todo = [c for c in checks if c not in case.skip]
+    todo = [c for c in checks if case.skipped(c) is None]
     x64 = case.input()
     rng = np.random.default_rng(7)
 
@@ -142,7 +131,7 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
         rtol, atol = case.gradcheck_tol
         gradcheck(layer, case.cast(b, x64, "float64"), rtol=rtol, atol=atol, train=case.train)
 
-    if "torch" in todo and case.torch is not None:
+    if "torch" in todo:
         _compare_torch(case, b, x64, rng)
 
     if "numpy_equivalence" in todo or "dtype_device" in todo:
@@ -151,18 +140,12 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
         before = b.to_numpy(x)
         y, _ = layer.forward(x, train=case.train)
         dy_host = rng.standard_normal(tuple(y.shape))
-        audit = "dtype_device" in todo and b.xp.isdtype(layer.dtype, "real floating")
-        with (float64_audit(b) if audit else contextlib.nullcontext([])) as events:
-            y, dx, grads = _run(layer, x, dy_host, case.train)
-        if events:
-            raise AssertionError(f"{case.name}: float64 temporaries in float32 code on {b.label}: "
-                                 + "; ".join(str(e) for e in events[:3]))
+        run = run_layer(layer, b, x, dy_host=dy_host, train=case.train, audit="dtype_device" in todo)
+        y, dx, grads = run.y, run.dx, run.grads
         if "dtype_device" in todo:
-            assert b.owns(y) and y.dtype == b.xp.float32, f"{case.name}: output {y.dtype} not float32 on {b.label}"
-            if not case.integer_input:
-                assert b.owns(dx) and dx.dtype == b.xp.float32, f"{case.name}: dx {dx.dtype} not float32 on {b.label}"
-            for n, g in grads.items():
-                assert g is not None and b.owns(g) and g.dtype == b.xp.float32, f"{case.name}: grad of {n}"
+            problems = dtype_device_problems(run, b, layer)
+            if problems:
+                raise AssertionError(f"{case.name}: " + "; ".join(d for _, d in problems) + f" (on {b.label})")
             np.testing.assert_array_equal(b.to_numpy(x), before, err_msg=f"{case.name}: forward/backward mutated the input")
         if "numpy_equivalence" in todo and b.name != "numpy":
             ref = _reference_run(case, "numpy", x64, dy_host)
@@ -182,18 +165,18 @@ def check_layer(case: LayerCase, backend: "str | Backend", checks: tuple[str, ..
 def _reference_run(case: LayerCase, label: str, x64: np.ndarray, dy_host: np.ndarray) -> tuple:
     """(y, dx, grads) as host arrays of the float32 case run on backend ``label``."""
     r = get_backend(label)
-    y, dx, grads = _run(case.make(r, "float32"), case.cast(r, x64, "float32"), dy_host, case.train)
-    return (r.to_numpy(y), None if dx is None else r.to_numpy(dx),
-            {n: (None if g is None else r.to_numpy(g)) for n, g in grads.items()})
+    return run_layer(case.make(r, "float32"), r, case.cast(r, x64, "float32"), dy_host=dy_host,
+                     train=case.train).host(r)
 
 
 def _assert_same(case: LayerCase, got: tuple, ref: tuple, ref_label: str) -> None:
     (y, dx, grads), (ry, rdx, rgrads) = got, ref
-    assert_close(y, ry, rtol=1e-4, atol=1e-5, msg=f"{case.name} forward vs {ref_label}")
+    (rtol, atol), (grtol, gatol) = tolerance("layer", "float32"), tolerance("layer_grad", "float32")
+    assert_close(y, ry, rtol=rtol, atol=atol, msg=f"{case.name} forward vs {ref_label}")
     if rdx is not None:
-        assert_close(dx, rdx, rtol=1e-4, atol=1e-5, msg=f"{case.name} dx vs {ref_label}")
+        assert_close(dx, rdx, rtol=rtol, atol=atol, msg=f"{case.name} dx vs {ref_label}")
     for n in rgrads:
-        assert_close(grads[n], rgrads[n], rtol=1e-4, atol=1e-4, msg=f"{case.name} grad {n} vs {ref_label}")
+        assert_close(grads[n], rgrads[n], rtol=grtol, atol=gatol, msg=f"{case.name} grad {n} vs {ref_label}")
 
 
 def _odd_one_out(case: LayerCase, b: Backend, x64: np.ndarray, dy_host: np.ndarray, y: Any, dx: Any,
@@ -267,26 +250,25 @@ def _check_non_contiguous(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.
     x_host = x64 if case.integer_input else x64.astype(np.float32)
     y, _ = layer.forward(b.asarray(x_host), train=case.train)
     dy_host = rng.standard_normal(tuple(y.shape)).astype(np.float32)
-    ry, rdx, rgrads = _run(layer, b.asarray(x_host), dy_host, case.train)
+    ry, rdx, rgrads = run_layer(layer, b, b.asarray(x_host), dy_host=dy_host, train=case.train).host(b)
     x_views, dy_views = _views(b, x_host), _views(b, dy_host)
+    (rtol, atol), (grtol, gatol) = tolerance("view", "float32"), tolerance("view_grad", "float32")
     for (what, xv, xbase), (_, dyv, _) in zip(x_views, dy_views):
         before = b.to_numpy(xbase)
-        y, dx, grads = _run(layer, xv, None, case.train, dy=dyv)
+        y, dx, grads = run_layer(layer, b, xv, dyv, train=case.train).host(b)
         msg = f"{case.name} with a non-contiguous ({what}) input on {b.label}"
-        assert_close(b.to_numpy(y), b.to_numpy(ry), rtol=1e-5, atol=1e-6, msg=f"{msg}: output")
+        assert_close(y, ry, rtol=rtol, atol=atol, msg=f"{msg}: output")
         if rdx is not None:
-            assert_close(b.to_numpy(dx), b.to_numpy(rdx), rtol=1e-5, atol=1e-6, msg=f"{msg}: dx")
+            assert_close(dx, rdx, rtol=rtol, atol=atol, msg=f"{msg}: dx")
         for n, g in rgrads.items():
             if g is not None:
-                assert_close(b.to_numpy(grads[n]), b.to_numpy(g), rtol=1e-5, atol=1e-5, msg=f"{msg}: grad {n}")
+                assert_close(grads[n], g, rtol=grtol, atol=gatol, msg=f"{msg}: grad {n}")
         np.testing.assert_array_equal(b.to_numpy(xbase), before, err_msg=f"{msg}: the input was mutated")
 
 
 def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.Generator) -> None:
-    try:
-        import torch
-    except ImportError:
-        return
+    import torch  # LayerCase.skipped("torch") said it is installed
+
     layer = case.make(b, "float64")
     tmod = case.torch().double()
     tmod.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()}, strict=True)
@@ -297,15 +279,16 @@ def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.
     ty = tmod(tx)
     dy = rng.standard_normal(tuple(ty.shape))
     ty.backward(torch.from_numpy(dy))
-    y, dx, grads = _run(layer, case.cast(b, x64, "float64"), dy, case.train)
-    assert_close(b.to_numpy(y), ty.detach().numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} forward vs torch")
+    y, dx, grads = run_layer(layer, b, case.cast(b, x64, "float64"), dy_host=dy, train=case.train).host(b)
+    rtol, atol = tolerance("torch", "float64")
+    assert_close(y, ty.detach().numpy(), rtol=rtol, atol=atol, msg=f"{case.name} forward vs torch")
     if not case.integer_input:
-        assert_close(b.to_numpy(dx), tx.grad.numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} dx vs torch")
+        assert_close(dx, tx.grad.numpy(), rtol=rtol, atol=atol, msg=f"{case.name} dx vs torch")
     for n, tp in tmod.named_parameters():
-        assert_close(b.to_numpy(grads[n]), tp.grad.numpy(), rtol=1e-7, atol=1e-9, msg=f"{case.name} grad {n} vs torch")
+        assert_close(grads[n], tp.grad.numpy(), rtol=rtol, atol=atol, msg=f"{case.name} grad {n} vs torch")
     for n, tb in tmod.named_buffers():
         if n in layer.state_dict():
-            assert_close(layer.state_dict()[n], tb.detach().numpy(), rtol=1e-7, atol=1e-9,
+            assert_close(layer.state_dict()[n], tb.detach().numpy(), rtol=rtol, atol=atol,
                          msg=f"{case.name} buffer {n} vs torch", check_dtype=False)
 
 

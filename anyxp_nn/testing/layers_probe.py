@@ -16,7 +16,6 @@ containers innermost first; the first problem found is the culprit.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -24,19 +23,10 @@ import numpy as np
 
 from ..backend import Backend, get_backend
 from ..random import manual_seed
-from .assert_close import _label
-from .dtype_audit import float64_audit
+from .layer_run import dtype_device_problems, run_layer
+from .tolerances import layer_tolerance
 
-__all__ = ["LayerResult", "Culprit", "probe_layers", "layer_tolerance"]
-
-_LAYER_TOL = {"float16": (1e-2, 1e-3), "float32": (1e-4, 1e-5), "float64": (1e-10, 1e-12)}
-
-
-def layer_tolerance(dtype: Any) -> tuple[float, float]:
-    """``(rtol, atol)``, normwise, for one layer's output/dX/grads across backends."""
-    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
-    return _LAYER_TOL.get(name, _LAYER_TOL["float32"])
-
+__all__ = ["LayerResult", "diff", "probe_layers"]
 
 @dataclass
 class LayerResult:
@@ -62,9 +52,6 @@ class LayerResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-Culprit = LayerResult
 
 
 def _record(build_model: Callable[..., Any], b: Backend, batch: tuple[np.ndarray, np.ndarray], dtype: str,
@@ -110,53 +97,16 @@ def _instrument(layer: Any, name: str, b: Backend, rec: dict, exits: list) -> No
 def _run_layer(layer: Any, b: Backend, x_host: np.ndarray, dy_host: np.ndarray | None, seed: int,
                name: str, audit: bool) -> dict[str, Any]:
     """Forward + backward of one layer on ``b``: host results plus the problems seen."""
-    problems: list[tuple[str, str]] = []
-    dt = layer.dtype
-    x = b.asarray(x_host)
-    manual_seed(seed + 1)
-    events: list = []
-    with _maybe_audit(b, audit, name) as ev:
-        y, backprop = layer.forward(x, train=True)
-    events += ev
-    if dy_host is None:
-        dy_host = np.random.default_rng(seed).standard_normal(tuple(y.shape))
-    dy = b.asarray(dy_host, dtype=y.dtype)
-    layer.zero_grad()
-    with _maybe_audit(b, audit, name) as ev:
-        dx = backprop(dy)
-    events += ev
-    out = {"y": b.to_numpy(y), "dx": None if dx is None else b.to_numpy(dx), "grads": {}, "buffers": {}}
-    for what, a, want in (("output", y, dt), ("dX", dx, dt)):
-        if a is None:
-            continue
-        if not b.owns(a):
-            problems.append(("device", f"{what} is not on {b.label!r} (device {getattr(a, 'device', '?')})"))
-        elif b.xp.isdtype(a.dtype, "real floating") and a.dtype != want:
-            problems.append(("dtype", f"{what} has dtype {a.dtype}, expected {want}"))
-    for n, p in layer.named_parameters():
-        if p.grad is None:
-            continue
-        if not b.owns(p.grad) or p.grad.dtype != p.data.dtype:
-            problems.append(("dtype", f"gradient of {n!r} is {p.grad.dtype} on {_label(p.grad)!r}, "
-                                      f"expected {p.data.dtype} on {b.label!r}"))
-        out["grads"][n] = b.to_numpy(p.grad)
-    for n, buf in layer.named_buffers():
-        if b.xp.isdtype(buf.dtype, "real floating"):
-            out["buffers"][n] = b.to_numpy(buf)
-    if events:
-        seen = list(dict.fromkeys(f"xp.{e.function} at {e.where}" for e in events))
-        problems.append(("float64", "a namespace call touched float64 in float32 code: " + "; ".join(seen[:3])
-                         + (f" (+{len(seen) - 3} more)" if len(seen) > 3 else "")))
-    out["problems"] = problems
-    return out
+    dy = dy_host if dy_host is not None else (lambda shape: np.random.default_rng(seed).standard_normal(shape))
+    run = run_layer(layer, b, b.asarray(x_host), dy_host=dy, train=True, seed=seed + 1, audit=audit, where=name)
+    y, dx, grads = run.host(b)
+    buffers = {n: b.to_numpy(buf) for n, buf in layer.named_buffers() if b.xp.isdtype(buf.dtype, "real floating")}
+    return {"y": y, "dx": dx, "grads": {n: g for n, g in grads.items() if g is not None}, "buffers": buffers,
+            "problems": dtype_device_problems(run, b, layer)}
 
 
 def _inside(child: str, parent: str) -> bool:
     return child != parent and (parent == "(model)" or child.startswith(parent + "."))
-
-
-def _maybe_audit(b: Backend, on: bool, name: str) -> Any:
-    return float64_audit(b, context=lambda: name) if on else contextlib.nullcontext([])
 
 
 def diff(a: np.ndarray | None, r: np.ndarray | None) -> tuple[float, float]:

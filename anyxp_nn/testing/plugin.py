@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from ..backend import get_backend
+
 __all__ = ["DEFAULT_BACKENDS", "selected_backends", "anyxp_backend", "anyxp_xp"]
 
 DEFAULT_BACKENDS = ("numpy", "array_api_strict", "array_api_strict:device1", "torch", "cupy")
@@ -60,7 +62,6 @@ def pytest_generate_tests(metafunc: Any) -> None:
 @pytest.fixture
 def anyxp_backend(request: Any) -> Any:
     """The backend this test instance runs on (parametrized by the plugin)."""
-    from anyxp_nn.backend import get_backend
     label = request.param
     marker = request.node.get_closest_marker("anyxp_skip")
     if marker is not None and (label in marker.args or label.split(":")[0] in marker.args):

@@ -1,4 +1,4 @@
-"""``torch.nn`` twins of :mod:`anyxp_nn.models`, for equivalence tests and benchmarks.
+"""``torch.nn`` twins of :mod:`anyxp_nn.models` and of the containers, for equivalence tests and benchmarks.
 
 Each twin has the same children in the same order, so ``state_dict`` keys and layouts
 match and ``twin.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})``
@@ -8,7 +8,39 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["torch_mnist_cnn", "torch_small_resnet"]
+__all__ = ["torch_concatenate", "torch_mnist_cnn", "torch_residual", "torch_small_resnet"]
+
+
+def torch_residual(block: Any, shortcut: Any = None) -> Any:
+    """Twin of :class:`anyxp_nn.layers.Residual`: ``block(x) + shortcut(x)``, children "block"/"shortcut"."""
+    import torch.nn as t
+
+    class Residual(t.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block, self.shortcut = block, shortcut
+
+        def forward(self, x: Any) -> Any:
+            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    return Residual()
+
+
+def torch_concatenate(*branches: Any, axis: int = 1) -> Any:
+    """Twin of :class:`anyxp_nn.layers.Concatenate`: children "0", "1", ... concatenated along ``axis``."""
+    import torch
+    import torch.nn as t
+
+    class Concatenate(t.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            for i, b in enumerate(branches):
+                self.add_module(str(i), b)
+
+        def forward(self, x: Any) -> Any:
+            return torch.cat([b(x) for b in self.children()], dim=axis)
+
+    return Concatenate()
 
 
 def torch_mnist_cnn() -> Any:
@@ -23,14 +55,6 @@ def torch_small_resnet(width: int = 16, num_classes: int = 10) -> Any:
     """Twin of :func:`anyxp_nn.models.small_resnet` (``Residual`` children "block"/"shortcut")."""
     import torch.nn as t
 
-    class Residual(t.Module):
-        def __init__(self, block: Any, shortcut: Any = None):
-            super().__init__()
-            self.block, self.shortcut = block, shortcut
-
-        def forward(self, x: Any) -> Any:
-            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
-
     class GlobalAvgPool(t.Module):  # (N, C, H, W) -> (N, C), one module as in anyxp_nn
         def forward(self, x: Any) -> Any:
             return x.mean(dim=(2, 3))
@@ -40,7 +64,7 @@ def torch_small_resnet(width: int = 16, num_classes: int = 10) -> Any:
 
     def block(cin: int, cout: int, s: int) -> Any:
         body = t.Sequential(*conv_bn(cin, cout, 3, s), t.ReLU(), *conv_bn(cout, cout, 3, 1))
-        return Residual(body, t.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else None)
+        return torch_residual(body, t.Sequential(*conv_bn(cin, cout, 1, s)) if s != 1 or cin != cout else None)
 
     w = width
     return t.Sequential(*conv_bn(1, w, 3, 1), t.ReLU(), block(w, w, 1), t.ReLU(), block(w, 2 * w, 2), t.ReLU(),

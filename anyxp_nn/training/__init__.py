@@ -6,6 +6,7 @@ from .evaluate import evaluate
 from .fit import fit
 from .history import History
 
-__all__ = ["fit", "evaluate", "History", "callbacks", "metrics", "Callback", "FitState", "EarlyStopping",
-           "ModelCheckpoint", "LRSchedule", "NonFiniteGuard", "TerminateOnNaN", "NonFiniteLossError",
-           "CSVLogger", "JSONLogger"]
+__all__ = [
+    "CSVLogger", "Callback", "EarlyStopping", "FitState", "History", "JSONLogger", "LRSchedule", "ModelCheckpoint",
+    "NonFiniteGuard", "NonFiniteLossError", "TerminateOnNaN", "callbacks", "evaluate", "fit", "metrics"
+]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .._atomic import atomic_write
+from ..checkpoint import load, save
 
 __all__ = ["Callback", "FitState", "EarlyStopping", "ModelCheckpoint", "LRSchedule", "NonFiniteGuard",
            "TerminateOnNaN", "NonFiniteLossError", "CSVLogger", "JSONLogger"]
@@ -54,11 +55,11 @@ class Callback:
     def on_train_end(self, state: FitState) -> None: ...
 
 
-def _better(mode: str, monitor: str) -> Callable[[float, float, float], bool]:
+def _better(mode: str, monitor: str, owner: str) -> Callable[[float, float, float], bool]:
     if mode == "auto":
         mode = "min" if "loss" in monitor else "max"
     if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        raise ValueError(f"{owner}: `mode` must be 'min', 'max' or 'auto', got {mode!r}")
     if mode == "min":
         return lambda new, best, delta: new < best - delta
     return lambda new, best, delta: new > best + delta
@@ -82,7 +83,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
                  mode: str = "auto", restore_best: bool = True):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.better = _better(mode, monitor)
+        self.better = _better(mode, monitor, type(self).__name__)
         self.restore_best = restore_best
 
     def on_train_begin(self, state: FitState) -> None:
@@ -124,11 +125,10 @@ class ModelCheckpoint(Callback):
         self.path = str(path)
         self.extra = dict(extra or {})
         self.monitor, self.save_best_only = monitor, save_best_only
-        self.better = _better(mode, monitor)
+        self.better = _better(mode, monitor, type(self).__name__)
         self.best: float | None = None
 
     def on_epoch_end(self, state: FitState) -> None:
-        from ..checkpoint import save
         loss = state.logs.get("loss")
         if not isinstance(loss, (int, float)) or not math.isfinite(loss):
             warnings.warn(f"ModelCheckpoint: epoch {state.epoch + 1} loss is {loss}; not saving "
@@ -187,7 +187,7 @@ class NonFiniteGuard(Callback):
 
     def __init__(self, mode: str = "stop", restore: bool = True):
         if mode not in ("stop", "raise"):
-            raise ValueError(f"NonFiniteGuard: mode must be 'stop' or 'raise', got {mode!r}")
+            raise ValueError(f"NonFiniteGuard: `mode` must be 'stop' or 'raise', got {mode!r}")
         self.mode, self.restore = mode, restore
 
     def on_log(self, state: FitState, rows: list[dict[str, Any]]) -> None:
@@ -202,7 +202,6 @@ class NonFiniteGuard(Callback):
         if state.last_checkpoint:
             msg += f"; last good checkpoint {state.last_checkpoint!r} kept"
             if self.restore:
-                from ..checkpoint import load
                 load(state.last_checkpoint, state.model, state.optimizer)
                 msg += " and restored into the model"
         else:

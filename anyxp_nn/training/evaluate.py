@@ -15,12 +15,13 @@ __all__ = ["evaluate", "check_labels", "fast_loss", "eval_loader", "LossFn"]
 LossFn = Callable[[Any, Any], tuple[Any, Any]]
 
 
-def eval_loader(data: Any, backend: Any, batch_size: int = 256, what: str = "val_data") -> DataLoader:
+def eval_loader(data: Any, backend: Any, batch_size: int = 256, what: str = "val_data",
+                owner: str = "fit") -> DataLoader:
     """A DataLoader as is, or an unshuffled one over an ``(x, y)`` host pair: class ids when
     ``y`` holds integers, float targets (``labels=False``, e.g. regression) otherwise."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and not _integral(data[1]):
         return DataLoader(data[0], data[1], batch_size=batch_size, shuffle=False, backend=backend, labels=False)
-    return as_loader(data, batch_size=batch_size, backend=backend, what=what)
+    return as_loader(data, batch_size=batch_size, backend=backend, what=what, owner=owner)
 
 
 def _integral(y: Any) -> bool:
@@ -58,7 +59,7 @@ def evaluate(model: Any, data: Any, loss_fn: "LossFn | None" = None,
 
     All batch results stay on the device and are read in one transfer at the end.
     """
-    loader = eval_loader(data, model.backend, batch_size=batch_size, what="data")
+    loader = eval_loader(data, model.backend, batch_size=batch_size, what="data", owner="evaluate")
     if loader.backend != model.backend:
         raise ValueError(f"evaluate: the data loader yields batches on {loader.backend.label!r} "
                          f"but the model is on {model.backend.label!r}")

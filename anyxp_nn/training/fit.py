@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 from array_api_compat import device as _device
 
+from .._checks import non_negative_int, positive_int
 from .._atomic import deferred_interrupts
+from ..checkpoint import load
 from ..data import DataLoader
 from ..distributed.fit_hooks import fit_hooks
 from .callbacks import Callback, FitState
@@ -68,8 +70,7 @@ def _check_fit_options(clip_grad_norm: Any, accumulate_steps: Any) -> None:
                                        or not clip_grad_norm > 0):
         raise ValueError(f"fit: `clip_grad_norm` must be None or a float > 0 (the max gradient norm), "
                          f"got {clip_grad_norm!r}")
-    if isinstance(accumulate_steps, bool) or not isinstance(accumulate_steps, int) or accumulate_steps < 1:
-        raise ValueError(f"fit: `accumulate_steps` must be a positive int, got {accumulate_steps!r}")
+    positive_int(accumulate_steps, "accumulate_steps", "fit")
 
 
 def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_data: Any = None,
@@ -107,8 +108,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     if loader.backend != model.backend:
         raise ValueError(f"fit: the loader yields batches on {loader.backend.label!r} but the model is on "
                          f"{model.backend.label!r}; create the DataLoader with backend=model.backend")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"fit: `epochs` must be a non-negative int, got {epochs!r}")
+    non_negative_int(epochs, "epochs", "fit")
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: callbacks must be Callback instances, got {type(cb).__name__}")
@@ -124,10 +124,10 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     train_metrics = [m for m in all_metrics if not isinstance(m, ConfusionMatrix)]
     val_loader = eval_loader(val_data, model.backend) if val_data is not None else None
     if resume is not None:  # last: every argument is checked before the model changes
-        from ..checkpoint import load
         info = load(resume, model, optimizer, loader=loader, restore_rng=True)
         initial_epoch = int(info.get("epoch") or 0)
-        history = info.get("history") or history
+        if info.get("history") is not None:  # the checkpoint holds plain data; the History is built here
+            history = History.from_dict(info["history"])
     history = history if history is not None else History()
     if resume is not None and initial_epoch >= epochs:
         msg = (f"fit: the checkpoint {str(resume)!r} already holds {initial_epoch} epoch(s) and `epochs` is "

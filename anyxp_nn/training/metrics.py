@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from array_api_compat import array_namespace, device as _device
 
+from .._checks import positive_int
 from .. import losses as _losses
 from ..backend import backend_of
 
@@ -80,9 +81,7 @@ class TopKAccuracy(_Classification):
     """
 
     def __init__(self, k: int = 5):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"TopKAccuracy: `k` must be a positive int, got {k!r}")
-        self.k = k
+        self.k = positive_int(k, "k", "TopKAccuracy")
         self.name = f"top{k}_accuracy"
 
     def _batch(self, logits: Any, labels: Any) -> Any:
@@ -132,11 +131,11 @@ def get_metrics(specs: "Sequence[Any] | str | None") -> list[Metric]:
         elif s == "confusion_matrix":
             out.append(ConfusionMatrix())
         else:
-            raise ValueError(f"unknown metric {s!r}; known: 'accuracy', 'top<k>_accuracy' (e.g. 'top5_accuracy'), "
+            raise ValueError(f"metrics: unknown metric {s!r}; known: 'accuracy', 'top<k>_accuracy' (e.g. 'top5_accuracy'), "
                              "'top_k_accuracy', 'confusion_matrix', or a Metric instance")
     names = [m.name for m in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"metrics listed twice: {names}")
+        raise ValueError(f"metrics: listed twice: {names}")
     return out
 
 

@@ -3,29 +3,9 @@ import numpy as np
 
 import anyxp_nn as nn
 from anyxp_nn.testing import LayerCase
+from anyxp_nn.testing.torch_models import torch_residual
 
-try:
-    import torch
-    import torch.nn as tnn
-except ImportError:  # the torch comparison is skipped without torch
-    tnn = None
-
-
-def _t(factory):
-    return factory if tnn is not None else None
-
-
-if tnn is not None:
-    class TorchResidual(tnn.Module):
-        """y = block(x) + shortcut(x), the torch twin of nn.Residual (same child names)."""
-
-        def __init__(self, block, shortcut=None):
-            super().__init__()
-            self.block = block
-            self.shortcut = shortcut
-
-        def forward(self, x):
-            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+from . import tnn
 
 
 def _with_stats(layer):
@@ -43,38 +23,38 @@ _ONE = "Expected more than 1 value per channel when training"
 
 CASES = [
     LayerCase("BatchNorm1D-NC", lambda **kw: _with_stats(nn.BatchNorm1D(3, **kw)), (6, 3),
-              torch=_t(lambda: tnn.BatchNorm1d(3)),
+              torch=lambda: tnn.BatchNorm1d(3),
               bad_inputs=[((1, 3), ValueError, _ONE),
                           ((6, 4), ValueError, r"BatchNorm1D\(3.*expected 3 channels on axis 1 .*got input of shape \(6, 4\)"),
                           ((6, 3, 2, 2), ValueError, r"expected a 2-D or 3-D input")]),
     LayerCase("BatchNorm1D-NCL", lambda **kw: nn.BatchNorm1D(3, momentum=0.3, **kw), (4, 3, 5),
-              torch=_t(lambda: tnn.BatchNorm1d(3, momentum=0.3)),
+              torch=lambda: tnn.BatchNorm1d(3, momentum=0.3),
               bad_inputs=[((1, 3, 1), ValueError, _ONE)]),
     LayerCase("BatchNorm1D-eval", lambda **kw: _with_stats(nn.BatchNorm1D(3, **kw)), (4, 3),
-              torch=_t(lambda: tnn.BatchNorm1d(3)), train=False),
+              torch=lambda: tnn.BatchNorm1d(3), train=False),
     LayerCase("BatchNorm2D", lambda **kw: _with_stats(nn.BatchNorm2D(3, **kw)), (3, 3, 3, 2),
-              torch=_t(lambda: tnn.BatchNorm2d(3)),
+              torch=lambda: tnn.BatchNorm2d(3),
               bad_inputs=[((1, 3, 1, 1), ValueError, _ONE),
                           ((2, 4, 3, 3), ValueError, r"BatchNorm2D\(3.*expected 3 channels .*\(2, 4, 3, 3\)"),
                           ((2, 3, 3), ValueError, "expected a 4-D input")]),
     LayerCase("BatchNorm2D-eval", lambda **kw: _with_stats(nn.BatchNorm2D(3, eps=1e-3, **kw)), (2, 3, 2, 3),
-              torch=_t(lambda: tnn.BatchNorm2d(3, eps=1e-3)), train=False),
-    LayerCase("LayerNorm", lambda **kw: nn.LayerNorm(6, **kw), (4, 6), torch=_t(lambda: tnn.LayerNorm(6)),
+              torch=lambda: tnn.BatchNorm2d(3, eps=1e-3), train=False),
+    LayerCase("LayerNorm", lambda **kw: nn.LayerNorm(6, **kw), (4, 6), torch=lambda: tnn.LayerNorm(6),
               bad_inputs=[((4, 5), ValueError, r"LayerNorm\(\(6,\).*expected input of shape \(\.\.\., 6\), got \(4, 5\)")]),
     LayerCase("LayerNorm-2axes", lambda **kw: nn.LayerNorm((3, 4), eps=1e-3, **kw), (2, 3, 4),
-              torch=_t(lambda: tnn.LayerNorm((3, 4), eps=1e-3)),
+              torch=lambda: tnn.LayerNorm((3, 4), eps=1e-3),
               bad_inputs=[((2, 4, 3), ValueError, r"expected input of shape \(\.\.\., 3, 4\)")]),
     # the masks come from anyxp_nn.random, not torch's generator: no torch comparison in training
     LayerCase("Dropout-train", lambda **kw: nn.Dropout(0.3, **kw), (5, 8), skip=("torch",)),
-    LayerCase("Dropout-eval", lambda **kw: nn.Dropout(0.3, **kw), (5, 8), torch=_t(lambda: tnn.Dropout(0.3)),
+    LayerCase("Dropout-eval", lambda **kw: nn.Dropout(0.3, **kw), (5, 8), torch=lambda: tnn.Dropout(0.3),
               train=False),
     LayerCase("Residual-identity",
               lambda **kw: nn.Residual(nn.Sequential(nn.Linear(4, 4, **kw), nn.Tanh(**kw), nn.Linear(4, 4, **kw))),
-              (3, 4), torch=_t(lambda: TorchResidual(tnn.Sequential(tnn.Linear(4, 4), tnn.Tanh(), tnn.Linear(4, 4)))),
+              (3, 4), torch=lambda: torch_residual(tnn.Sequential(tnn.Linear(4, 4), tnn.Tanh(), tnn.Linear(4, 4))),
               bad_inputs=[((3, 5), ValueError, r"expected input of shape \(\.\.\., 4\), got \(3, 5\)")]),
     LayerCase("Residual-projection-bn",
               lambda **kw: nn.Residual(nn.Sequential(nn.Linear(4, 6, **kw), nn.BatchNorm1D(6, **kw), nn.Tanh(**kw)),
                                        shortcut=nn.Linear(4, 6, bias=False, **kw)),
-              (5, 4), torch=_t(lambda: TorchResidual(tnn.Sequential(tnn.Linear(4, 6), tnn.BatchNorm1d(6), tnn.Tanh()),
-                                                     tnn.Linear(4, 6, bias=False)))),
+              (5, 4), torch=lambda: torch_residual(tnn.Sequential(tnn.Linear(4, 6), tnn.BatchNorm1d(6), tnn.Tanh()),
+                                                     tnn.Linear(4, 6, bias=False))),
 ]
