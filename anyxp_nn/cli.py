@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 import json
 import math
 import os
@@ -295,17 +294,9 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        mod = importlib.import_module("anyxp_nn.testing.check")
-    except ModuleNotFoundError as e:
-        if e.name == "anyxp_nn.testing.check":
-            raise UsageError("`check` needs anyxp_nn.testing.check, which this installation does not have") \
-                from None
-        raise
-    if not hasattr(mod, "main"):
-        raise UsageError("anyxp_nn.testing.check has no main(argv)")
+    from .testing.check import main as check_main
     argv = list(args.args) + (["--backend", args.backend] if args.backend else [])
-    return int(mod.main(argv) or 0)
+    return int(check_main(argv) or 0)
 
 
 # -- bench --------------------------------------------------------------------------

@@ -66,3 +66,30 @@ def test_one_tolerance_table():
     assert tolerance("torch", "float64") == (1e-7, 1e-9)
     with pytest.raises(ValueError, match=r"^tolerance: unknown comparison 'nope'; known: \["):
         tolerance("nope", "float32")
+
+
+class _ForgetsItsGradient(nn.Layer):
+    """Scales by a learned weight but never accumulates its gradient."""
+
+    def __init__(self, *, backend=None, dtype=None):
+        super().__init__(backend=backend, dtype=dtype)
+        self.weight = nn.Parameter(self.backend.asarray(np.ones(3), dtype=self.dtype))
+
+    def forward(self, x, train=None):
+        self._check_input(x)
+        w = self.weight.data
+        return x * w, lambda dY, need_dx=True: dY * w if need_dx else None
+
+
+def test_the_layer_engine_flags_a_missing_gradient(backend):
+    from anyxp_nn.testing import LayerCase, check_layer
+    from anyxp_nn.testing.layer_run import dtype_device_problems, run_layer
+    layer = _ForgetsItsGradient(backend=backend)
+    run = run_layer(layer, backend, backend.asarray(np.ones((2, 3)), dtype=layer.dtype))
+    assert dtype_device_problems(run, backend, layer) == [("dtype", "parameter 'weight' got no gradient")]
+    layer.freeze()  # a frozen parameter gets none, as it should
+    assert dtype_device_problems(run_layer(layer, backend, backend.asarray(np.ones((2, 3)), dtype=layer.dtype)),
+                                 backend, layer) == []
+    with pytest.raises(AssertionError, match=r"^Forgets: parameter 'weight' got no gradient \(on "):
+        check_layer(LayerCase("Forgets", lambda **kw: _ForgetsItsGradient(**kw), (2, 3)), backend,
+                    checks=("dtype_device",))

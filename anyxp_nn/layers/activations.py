@@ -8,7 +8,7 @@
 | Tanh | tanh x | 1 - y^2 |
 | GELU("none") | x Phi(x) = x/2 (1 + erf(x/sqrt 2)) | Phi(x) + x phi(x) |
 | GELU("tanh") | x/2 (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3) | see below |
-| Softmax(axis) | e^x / sum e^x | dx = y (dy - sum(dy y)) |
+| Softmax(axis) | e^x / sum e^x | dX = y (dY - sum(dY y)) |
 """
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ class ReLU(_Elementwise):
         xp = self._check_input(x).xp
         y = xp.maximum(x, 0.0)
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            # a 0/1 mask multiply: much cheaper than where(y > 0, dy, 0.0) on NumPy and PyTorch
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            # a 0/1 mask multiply: much cheaper than where(y > 0, dY, 0.0) on NumPy and PyTorch
             # (benchmarks/README.md)
-            return dy * xp.astype(y > 0.0, dy.dtype) if need_dx else None
+            return dY * xp.astype(y > 0.0, dY.dtype) if need_dx else None
 
         return y, backprop
 
@@ -64,8 +64,8 @@ class LeakyReLU(_Elementwise):
         slope = xp.astype(x > 0.0, x.dtype) * (1.0 - a) + a  # 1 where x > 0, else a
         y = x * slope
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            return dy * slope if need_dx else None
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            return dY * slope if need_dx else None
 
         return y, backprop
 
@@ -77,8 +77,8 @@ class Sigmoid(_Elementwise):
         xp = self._check_input(x).xp
         y = sigmoid(xp, x)
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            return dy * y * (1.0 - y) if need_dx else None
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            return dY * y * (1.0 - y) if need_dx else None
 
         return y, backprop
 
@@ -90,8 +90,8 @@ class Tanh(_Elementwise):
         xp = self._check_input(x).xp
         y = xp.tanh(x)
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            return dy * (1.0 - y * y) if need_dx else None
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            return dY * (1.0 - y * y) if need_dx else None
 
         return y, backprop
 
@@ -118,21 +118,21 @@ class GELU(_Elementwise):
             cdf = 0.5 * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
             y = x * cdf
 
-            def backprop(dy: Any, need_dx: bool = True) -> Any:
+            def backprop(dY: Any, need_dx: bool = True) -> Any:
                 if not need_dx:
                     return None
                 pdf = xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
-                return dy * (cdf + x * pdf)
+                return dY * (cdf + x * pdf)
         else:
             k = math.sqrt(2.0 / math.pi)
             t = xp.tanh(k * (x + 0.044715 * x * x * x))
             y = 0.5 * x * (1.0 + t)
 
-            def backprop(dy: Any, need_dx: bool = True) -> Any:
+            def backprop(dY: Any, need_dx: bool = True) -> Any:
                 if not need_dx:
                     return None
                 du = k * (1.0 + 3 * 0.044715 * x * x)
-                return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+                return dY * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
 
         return y, backprop
 
@@ -154,10 +154,10 @@ class Softmax(_Elementwise):
         e = xp.exp(x - xp.max(x, axis=ax, keepdims=True))
         y = e / xp.sum(e, axis=ax, keepdims=True)
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
             if not need_dx:
                 return None
-            return y * (dy - xp.sum(dy * y, axis=ax, keepdims=True))
+            return y * (dY - xp.sum(dY * y, axis=ax, keepdims=True))
 
         return y, backprop
 
@@ -168,7 +168,7 @@ class Identity(_Elementwise):
     def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
         self._check_input(x)
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            return dy if need_dx else None
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            return dY if need_dx else None
 
         return x, backprop

@@ -62,15 +62,15 @@ class Linear(Layer):
             Y += b.data
         y = Y if x.ndim == 2 else xp.reshape(Y, lead + (self.out_features,))
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            dY = dy if dy.ndim == 2 else xp.reshape(dy, (-1, self.out_features))  # (N, out)
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            G = dY if dY.ndim == 2 else xp.reshape(dY, (-1, self.out_features))  # dL/dY as (N, out)
             if W.requires_grad:
-                W.accumulate(dY.T @ X)  # (out, in)
+                W.accumulate(G.T @ X)  # (out, in)
             if b is not None and b.requires_grad:
-                b.accumulate(xp.sum(dY, axis=0))
+                b.accumulate(xp.sum(G, axis=0))
             if not need_dx:
                 return None
-            dX = dY @ Wd  # (N, in)
+            dX = G @ Wd  # (N, in)
             return dX if x.ndim == 2 else xp.reshape(dX, lead + (self.in_features,))
 
         return y, backprop

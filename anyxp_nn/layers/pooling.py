@@ -40,8 +40,8 @@ class _Pool2D(Layer):
                              f"{h + 2 * ph}x{w + 2 * pw} (input {h}x{w}, padding {ph}x{pw})")
         y, backward = type(self)._op(x, self.kernel_size, self.stride, self.padding)
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            return backward(dy) if need_dx else None
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            return backward(dY) if need_dx else None
 
         return y, backprop
 
@@ -77,10 +77,10 @@ class GlobalAvgPool2D(_GlobalPool):
         shape = tuple(x.shape)
         y = xp.mean(x, axis=(2, 3))
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
             if not need_dx:
                 return None
-            g = dy[:, :, None, None] / float(shape[2] * shape[3])
+            g = dY[:, :, None, None] / float(shape[2] * shape[3])
             return xp.asarray(xp.broadcast_to(g, shape), copy=True)  # writable, like every dX
 
         return y, backprop
@@ -97,11 +97,11 @@ class GlobalMaxPool2D(_GlobalPool):
         arg = xp.argmax(flat, axis=2)  # first occurrence, as PyTorch
         y = xp.max(flat, axis=2)
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
             if not need_dx:
                 return None
             pos = xp.arange(h * w, dtype=arg.dtype, device=b.device)
-            dx = xp.where(pos == arg[:, :, None], dy[:, :, None], 0.0)  # (N, C, H*W)
+            dx = xp.where(pos == arg[:, :, None], dY[:, :, None], 0.0)  # (N, C, H*W)
             return xp.reshape(dx, (n, c, h, w))
 
         return y, backprop

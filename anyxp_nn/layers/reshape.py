@@ -26,8 +26,8 @@ class Flatten(Layer):
         # (N, d1*d2*...), the size spelled out so that N = 0 works; a copy only if x is not C-contiguous
         y = xp.reshape(x, (shape[0], math.prod(shape[1:])))
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            return xp.reshape(dy, shape) if need_dx else None
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            return xp.reshape(dY, shape) if need_dx else None
 
         return y, backprop
 
@@ -53,9 +53,9 @@ class Upsample2D(Layer):
         big = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, sh, w, sw))
         y = xp.reshape(big, (n, c, h * sh, w * sw))  # reshape of a broadcast view copies
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
             if not need_dx:
                 return None
-            return xp.sum(xp.reshape(dy, (n, c, h, sh, w, sw)), axis=(3, 5))  # (N, C, H, W)
+            return xp.sum(xp.reshape(dY, (n, c, h, sh, w, sw)), axis=(3, 5))  # (N, C, H, W)
 
         return y, backprop

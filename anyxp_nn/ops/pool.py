@@ -66,10 +66,10 @@ def max_pool2d(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Any, 
         y = xp.asarray(y, copy=True)  # never hand out a view of the input
         arg = xp.zeros(tuple(y.shape), dtype=idx_dtype, device=_device(x))
 
-    def backward(dy: Any) -> Any:
-        # dy * (arg == k): a 0/1 mask product (an inf/nan dY would leak as nan, unlike where())
-        return _scatter(lambda k: dy * xp.astype(arg == k, dy.dtype), (n, c, h, w), kernel, stride, padding,
-                        out, dy)
+    def backward(dY: Any) -> Any:
+        # dY * (arg == k): a 0/1 mask product (an inf/nan dY would leak as nan, unlike where())
+        return _scatter(lambda k: dY * xp.astype(arg == k, dY.dtype), (n, c, h, w), kernel, stride, padding,
+                        out, dY)
 
     return y, backward
 
@@ -89,8 +89,8 @@ def avg_pool2d(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Any, 
             y += v
     y /= float(kernel[0] * kernel[1])  # sum / (kh*kw), as PyTorch
 
-    def backward(dy: Any) -> Any:
-        g = dy / float(kernel[0] * kernel[1])
-        return _scatter(lambda k: g, (n, c, h, w), kernel, stride, padding, out, dy)
+    def backward(dY: Any) -> Any:
+        g = dY / float(kernel[0] * kernel[1])
+        return _scatter(lambda k: g, (n, c, h, w), kernel, stride, padding, out, dY)
 
     return y, backward

@@ -277,9 +277,9 @@ def _compare_torch(case: LayerCase, b: Backend, x64: np.ndarray, rng: np.random.
     if not case.integer_input:
         tx.requires_grad_(True)
     ty = tmod(tx)
-    dy = rng.standard_normal(tuple(ty.shape))
-    ty.backward(torch.from_numpy(dy))
-    y, dx, grads = run_layer(layer, b, case.cast(b, x64, "float64"), dy_host=dy, train=case.train).host(b)
+    dY = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.from_numpy(dY))
+    y, dx, grads = run_layer(layer, b, case.cast(b, x64, "float64"), dy_host=dY, train=case.train).host(b)
     rtol, atol = tolerance("torch", "float64")
     assert_close(y, ty.detach().numpy(), rtol=rtol, atol=atol, msg=f"{case.name} forward vs torch")
     if not case.integer_input:

@@ -34,14 +34,14 @@ class LayerRun:
                 {n: None if g is None else b.to_numpy(g) for n, g in self.grads.items()})
 
 
-def run_layer(layer: Any, b: Backend, x: Any, dy: Any = None, *, dy_host: Any = None, train: bool = True,
+def run_layer(layer: Any, b: Backend, x: Any, dY: Any = None, *, dy_host: Any = None, train: bool = True,
               seed: int = 1234, audit: bool = False, where: str = "") -> LayerRun:
     """Forward ``x`` through ``layer`` (default generator seeded with ``seed`` first, so dropout
     draws agree between runs), then backward from zeroed gradients.
 
     Args:
         b: the backend the layer and ``x`` live on.
-        dy: the output gradient as an array on ``b`` (used as given, views included) ...
+        dY: the output gradient as an array on ``b`` (used as given, views included) ...
         dy_host: ... or as a host array, or a callable ``shape -> host array``, cast to the
             output's dtype on ``b``; neither: ones.
         audit: record every array-namespace call that touches float64 (forward and backward
@@ -52,13 +52,13 @@ def run_layer(layer: Any, b: Backend, x: Any, dy: Any = None, *, dy_host: Any = 
     with _audit(b, audit, where) as ev:
         y, backprop = layer.forward(x, train=train)
     events += ev
-    if dy is None:
+    if dY is None:
         shape = tuple(y.shape)
         host = np.ones(shape) if dy_host is None else dy_host(shape) if callable(dy_host) else dy_host
-        dy = b.asarray(host, dtype=y.dtype)
+        dY = b.asarray(host, dtype=y.dtype)
     layer.zero_grad()
     with _audit(b, audit, where) as ev:
-        dx = backprop(dy)
+        dx = backprop(dY)
     events += ev
     return LayerRun(y, dx, {n: p.grad for n, p in layer.named_parameters()}, events)
 

@@ -86,9 +86,9 @@ def _instrument(layer: Any, name: str, b: Backend, rec: dict, exits: list) -> No
         if first:
             exits.append(name)
 
-        def recording_backprop(dy: Any, need_dx: bool = True) -> Any:
-            rec[name].setdefault("dy", b.to_numpy(dy))
-            return backprop(dy, need_dx=need_dx)
+        def recording_backprop(dY: Any, need_dx: bool = True) -> Any:
+            rec[name].setdefault("dy", b.to_numpy(dY))
+            return backprop(dY, need_dx=need_dx)
         return y, recording_backprop
 
     object.__setattr__(layer, "forward", recording_forward)
@@ -97,8 +97,8 @@ def _instrument(layer: Any, name: str, b: Backend, rec: dict, exits: list) -> No
 def _run_layer(layer: Any, b: Backend, x_host: np.ndarray, dy_host: np.ndarray | None, seed: int,
                name: str, audit: bool) -> dict[str, Any]:
     """Forward + backward of one layer on ``b``: host results plus the problems seen."""
-    dy = dy_host if dy_host is not None else (lambda shape: np.random.default_rng(seed).standard_normal(shape))
-    run = run_layer(layer, b, b.asarray(x_host), dy_host=dy, train=True, seed=seed + 1, audit=audit, where=name)
+    dY = dy_host if dy_host is not None else (lambda shape: np.random.default_rng(seed).standard_normal(shape))
+    run = run_layer(layer, b, b.asarray(x_host), dy_host=dY, train=True, seed=seed + 1, audit=audit, where=name)
     y, dx, grads = run.host(b)
     buffers = {n: b.to_numpy(buf) for n, buf in layer.named_buffers() if b.xp.isdtype(buf.dtype, "real floating")}
     return {"y": y, "dx": dx, "grads": {n: g for n, g in grads.items() if g is not None}, "buffers": buffers,
