@@ -91,6 +91,8 @@ def test_winograd_is_chosen_by_the_rule():
 @pytest.mark.parametrize("check", ["gradcheck", "torch", "dtype_device", "non_contiguous"])
 def test_winograd_layer_rows(backend, monkeypatch, check):
     """The layer table's 3x3 rows again with Winograd taken (the rule's threshold lowered to 1)."""
+    if check == "torch":
+        pytest.importorskip("torch", reason="the torch comparison needs PyTorch")
     from anyxp_nn.ops import conv as conv_ops
     from anyxp_nn.testing import check_layer
     from layer_cases.cnn import CASES

@@ -69,8 +69,11 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tmp_path):
     assert [r["rank"] for r in ranks] == [0, 1] and all(r["size"] == 2 for r in ranks)
     cases = ranks[0]["cases"]
     kinds = {(c["kind"], c["opt"], c["backend"]) for c in cases}
-    assert {("mlp", "sgd", "numpy"), ("mlp", "adam", "numpy"), ("cnn", "sgd", "numpy"), ("cnn", "adam", "numpy"),
-            ("cnn_bn", "sgd", "numpy"), ("mlp", "adam", "torch"), ("cnn", "sgd", "array_api_strict:device1")} <= kinds
+    expected_kinds = {("mlp", "sgd", "numpy"), ("mlp", "adam", "numpy"), ("cnn", "sgd", "numpy"),
+                      ("cnn", "adam", "numpy"), ("cnn_bn", "sgd", "numpy"), ("cnn", "sgd", "array_api_strict:device1")}
+    if "torch" in nn.available_backends():
+        expected_kinds.add(("mlp", "adam", "torch"))
+    assert expected_kinds <= kinds
     for c in cases:
         assert c["checksums"] == 20 and c["buckets"] > 1
         assert c["worst_rel_diff"] < 1e-5, c
