@@ -32,7 +32,9 @@ def build_parser(prog: str = "neural_networks_examples.py") -> argparse.Argument
     p.add_argument("--sections", default=None,
                    help="comma-separated section modules to run (default: all): "
                         + ", ".join(m for _, m in SECTIONS))
-    p.add_argument("--quick", action="store_true", help="small sizes: every section in a few minutes on a CPU (too short to reach the full runs' accuracies)")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes: every section in a few minutes on a CPU (too short to reach the full "
+                        "runs' accuracies)")
     p.add_argument("--list", action="store_true", help="list the sections and exit")
     return p
 
