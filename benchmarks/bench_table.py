@@ -14,7 +14,7 @@ Libraries (``--libs``): ``torch`` or ``torch:cuda`` is the PyTorch reference (``
 ``torch.optim``, same initial weights) that ratios divide by (``--ref``); any other name is
 anyxp_nn on that backend (``numpy``, ``cupy``; ``torch-backend`` = anyxp_nn on ``torch``,
 ``torch-backend:cuda`` on ``torch:cuda``), each step inside ``Backend.cpu_threads()`` as
-``fit`` runs it; a ``/seq`` suffix (``numpy/seq``) turns off ``Backend.parallel_chunks`` (Conv2D's
+``fit`` runs it; a ``/par`` suffix (``numpy/par``) turns on ``Backend.parallel_chunks`` (Conv2D's
 batch chunks on host threads), for an A/B of that option.  Each library runs in its own child
 process (so one library's threads never meet another's), libraries alternate in ``--rounds``
 rounds, and the figure is the median over rounds of each run's median ms/step.  Threads: the
@@ -139,7 +139,7 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
             sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
         else:
             be = nn.get_backend(lib.split("/")[0].replace("torch-backend", "torch"))
-            be.parallel_chunks = be.parallel_chunks and not lib.endswith("/seq")
+            be.parallel_chunks = lib.endswith("/par")
             model = build_ours(name, be)
             opt = nn.optim.Adam(model.parameters(), lr=1e-3)
             step = training_step(model, opt, [be.asarray(x) for x, _ in batches], [be.asarray(y) for _, y in batches])

@@ -118,6 +118,8 @@ def test_core_meter_without_proc_stat(monkeypatch):
 def test_host_threads_follow_blas_pool_and_free_cores(monkeypatch):
     from threadpoolctl import threadpool_limits
     be = nn.get_backend("numpy")
+    assert be.host_threads() == 1  # parallel_chunks is off by default
+    monkeypatch.setattr(be, "parallel_chunks", True)
     with threadpool_limits(2, user_api="blas"):
         monkeypatch.setattr(B._core_meter, "free_cores", lambda: 2.0)
         assert be.host_threads() == 2
