@@ -4,7 +4,7 @@
     nn.set_backend("torch")          # or "numpy", "array_api_strict", "cupy"
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 """
-from ._version import __version__  # first: anyxp_nn.export reads it from here  # TODO(phase 2): from _version
+from ._version import __version__
 from . import (augment, backend, checkpoint, data, distributed, export, init, interpret, layers, losses, monitor,
                optim, random, training)
 from .backend import Backend, available_backends, get_backend, set_backend, to_numpy

@@ -40,6 +40,7 @@ BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
 transfer_hooks: list[Callable[[str, "Backend", int], None]] = []
 
 _default_name: str | None = None
+_CPU_COUNT = os.cpu_count() or 1
 _cache: dict[str, "Backend"] = {}
 
 
@@ -71,8 +72,8 @@ class Backend:
         self.cache_block_bytes = None if _is_gpu(name, device) else 4 << 20
         #: Bytes of reusable work buffers kept per thread by :meth:`scratch` (0: none).  On a
         #: CPU, freeing and re-allocating multi-MB temporaries every step makes the C allocator
-        #: hand memory back to the OS and fault it in again (~3,000 page faults per small-ResNet
-        #: step, ~15% of its time); GPU libraries pool device memory themselves.
+        #: hand memory back to the OS and fault it in again (benchmarks/README.md measured the
+        #: cost); GPU libraries pool device memory themselves.
         self.scratch_bytes = 0 if _is_gpu(name, device) else 64 << 20
         self._scratch = threading.local()
         #: Let :meth:`cpu_threads` shrink the BLAS / intra-op thread pool to the cores other
@@ -96,7 +97,7 @@ class Backend:
             return self._elementwise_threads
         if self.name not in ("numpy", "array_api_strict"):
             return 1
-        cores = os.cpu_count() or 1
+        cores = _CPU_COUNT  # os.cpu_count() reads /sys each call (~50 us): once per process
         return max(1, min(cores, int(_core_meter.free_cores() + 0.5))) if self.adapt_threads else cores
 
     @elementwise_threads.setter
@@ -225,7 +226,16 @@ class Backend:
         Yields the number of threads in use.  The training entry points (``fit``, the
         benchmarks) run each step in a scope via :meth:`cpu_threads_each`; hand-written loops
         can do the same: ``for xb, yb in backend.cpu_threads_each(loader): ...``.
+
+        Host memory, once per process on the first scope (glibc only): one 30 MiB block is
+        allocated and freed, so that glibc raises its mmap threshold to that size (and its trim
+        threshold to twice it) by its own adaptive rule, as after any large free.  Without it a
+        step's freed activations (e.g. the MNIST CNN's 6 MiB feature maps) were handed back to
+        the OS at the end of each step and faulted in again in the next, ~2,700 page faults and
+        ~15% of the step (benchmarks/README.md); the peak memory is unchanged.
         """
+        if self.adapt_threads:
+            _settle_allocator()
         pools = _thread_pools(self.name) if self.adapt_threads else []
         before = [get() for get, _ in pools]
         free = max(1, int(_core_meter.free_cores() + 0.5)) if pools else 0
@@ -368,6 +378,22 @@ def _thread_pools(name: str) -> list[tuple[Callable[[], int], Callable[[int], No
                 found = []
         _pools[name] = found
     return _pools[name]
+
+
+_allocator_settled = False
+
+
+def _settle_allocator() -> None:
+    """Free one 30 MiB block (once per process, glibc only): glibc's adaptive mmap threshold
+    rises to that size, so freed mid-size arrays stay in the heap for reuse (see cpu_threads)."""
+    global _allocator_settled
+    if _allocator_settled:
+        return
+    _allocator_settled = True
+    import platform
+    if platform.libc_ver()[0] == "glibc":
+        block = np.empty(30 << 20, dtype=np.uint8)  # mmap-ed (above any threshold), never touched
+        del block
 
 
 _executors: dict[int, ThreadPoolExecutor] = {}

@@ -193,7 +193,14 @@ def main(argv: "list[str] | None" = None) -> int:
     print(f"machine: {machine()}, torch {torch.__version__}; load average at start {os.getloadavg()}")
     res: dict[tuple, list[dict]] = {}
     t_start = time.time()
-    memory = {(lib, name): run_child(lib, threads[-1], [name], 3)[name]["mem_mib"] for lib in libs for name in models}
+    memory: dict[tuple[str, str], float] = {}
+    for lib in libs:
+        for name in models:
+            try:
+                memory[lib, name] = run_child(lib, threads[-1], [name], 3)[name]["mem_mib"]
+            except RuntimeError as e:
+                print(f"  FAILED memory run: {lib}, {name}: {e}", file=sys.stderr, flush=True)
+                memory[lib, name] = float("nan")
     for load in loads:
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
         try:
@@ -201,7 +208,12 @@ def main(argv: "list[str] | None" = None) -> int:
             for t in threads:
                 for r in range(args.rounds):
                     for lib in (libs if r % 2 == 0 else libs[::-1]):
-                        for name, v in run_child(lib, t, models, args.steps).items():
+                        try:
+                            got = run_child(lib, t, models, args.steps)
+                        except RuntimeError as e:  # one failed run leaves a gap, not a lost table
+                            print(f"  FAILED: {load}, {t} thread(s), {lib}: {e}", file=sys.stderr, flush=True)
+                            continue
+                        for name, v in got.items():
                             res.setdefault((load, t, lib, name), []).append(v)
                         print(f"  done: {load}, {t} thread(s), round {r + 1}, {lib}", file=sys.stderr, flush=True)
         finally:

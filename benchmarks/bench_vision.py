@@ -67,8 +67,9 @@ def torch_twin(layer: Layer) -> Any:
             return getattr(t, kind)()
         raise TypeError(f"torch_twin: no twin for {kind}")
 
-    twin = build(layer)
-    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()})
+    state = {k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()}
+    twin = build(layer).to(next(v.dtype for v in state.values() if v.is_floating_point()))  # float64 stays float64
+    twin.load_state_dict(state)
     return twin
 
 

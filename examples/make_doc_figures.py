@@ -33,6 +33,10 @@ FIGURES = {
     "depth": ["depth_init_vs_residual.png"],
     "generalization": ["generalization_capacity.png", "generalization_label_noise.png",
                        "generalization_scrambled.png", "generalization_linear_probe.png"],
+    "interpretability": ["interpret_maps.png", "interpret_class_models.png"],
+    "transfer": ["transfer_learning_curve.png"],
+    "segmentation": ["segmentation_unet.png"],
+    "detection": ["detection_boxes.png"],
 }
 
 

@@ -79,7 +79,7 @@ def test_adapt_threads_off_leaves_pools_alone(one_free, monkeypatch):
     with threadpool_limits(2, user_api="blas"):
         with be.cpu_threads() as n:
             assert n == 0 and set(_blas_threads()) == {2}
-    assert be.elementwise_threads == (B.os.cpu_count() or 1)
+    assert be.elementwise_threads == (B.os.cpu_count() or 1) == B._CPU_COUNT
 
 
 def test_elementwise_threads_follow_free_cores(one_free, monkeypatch):
@@ -129,3 +129,31 @@ def test_host_threads_follow_blas_pool_and_free_cores(monkeypatch):
     monkeypatch.setattr(be, "parallel_chunks", False)
     assert be.host_threads() == 1
     assert nn.get_backend("torch").host_threads() == 1  # torch parallelises its own ops
+
+
+def test_first_scope_keeps_freed_activations_in_the_heap():
+    """In a fresh process: a step-like burst of 6 MiB arrays faults its pages in every time until
+    the first cpu_threads() scope settles glibc's thresholds; after it, (almost) never."""
+    import platform
+    import subprocess
+    import sys
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's adaptive mmap threshold only")
+    code = """
+import resource, numpy as np, anyxp_nn as nn
+def faults():
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        a = [np.ones(3 << 19, dtype=np.float32) for _ in range(3)]  # three 6 MiB arrays, freed together
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+faults()
+before = faults()
+with nn.get_backend("numpy").cpu_threads():
+    pass
+faults()
+print(before, faults())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    before, after = int(out[0]), int(out[1])
+    assert before > 1000 and after < before / 10, (before, after)

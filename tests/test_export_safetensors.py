@@ -12,6 +12,7 @@ from anyxp_nn.testing import assert_close
 from anyxp_nn.testing.torch_models import torch_mnist_cnn, torch_small_resnet
 
 need("safetensors")
+need("ml_dtypes")  # bfloat16 for NumPy
 torch = need("torch")
 st_torch = need("safetensors.torch")
 

@@ -206,6 +206,7 @@ class _ListNet(nn.Layer):
 
 def test_grad_cam_in_a_user_model_with_a_layer_list(backend):
     kw = dict(backend=backend, dtype="float64")
+    nn.manual_seed(0)  # fixed weights: a map that is not all zero
     model = _ListNet(**kw)
     tnn = torch.nn
 
@@ -296,3 +297,37 @@ def test_float32_model_stays_float32(backend):
     assert not events, [str(e) for e in events[:3]]
     for m in maps:
         assert backend.owns(m) and m.dtype == backend.xp.float32
+
+
+def test_grad_cam_inside_a_concatenate_branch(backend):
+    """The probe reaches a layer inside a Concatenate (a U-Net-style skip) and the map equals torch's."""
+    tnn = torch.nn
+
+    class Cat(tnn.Module):
+        def __init__(self, *branches):
+            super().__init__()
+            for i, b in enumerate(branches):
+                self.add_module(str(i), b)
+
+        def forward(self, x):
+            return torch.cat([b(x) for b in self.children()], dim=1)
+
+    class GAP(tnn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    kw = dict(backend=backend, dtype="float64")
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2D(1, 3, 3, padding=1, **kw),
+                          nn.Concatenate(nn.Identity(**kw), nn.Sequential(nn.Conv2D(3, 4, 3, padding=1, **kw),
+                                                                          nn.ReLU(**kw))),
+                          nn.GlobalAvgPool2D(**kw), nn.Linear(7, 3, **kw))
+    tmodel = tnn.Sequential(tnn.Conv2d(1, 3, 3, padding=1),
+                            Cat(tnn.Identity(), tnn.Sequential(tnn.Conv2d(3, 4, 3, padding=1), tnn.ReLU())),
+                            GAP(), tnn.Linear(7, 3)).double()
+    tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    x, t = np.random.default_rng(5).standard_normal((2, 1, 5, 5)), np.array([0, 2])
+    got = nn.interpret.grad_cam(model, backend.asarray(x), t, "1.1.1")
+    ref = _torch_grad_cam(tmodel, tmodel[1]._modules["1"][1], x, t)
+    assert np.abs(ref).max() > 0
+    assert_close(backend.to_numpy(got), ref, **TOL)

@@ -148,6 +148,7 @@ def test_load_state_dict_key_map_mismatch_changes_nothing(pair, backend):
 
 def test_load_safetensors_key_map(pair, tmp_path):
     st_numpy = need("safetensors.numpy")
+    need("ml_dtypes")
     source, tv = pair
     st_numpy.save_file({k: np.require(v, requirements="C") for k, v in tv.items()}, str(tmp_path / "tv.safetensors"))
     model = models.small_resnet(width=4, backend="numpy", rng=nn.random.Generator(1))

@@ -265,3 +265,33 @@ def test_canvases_are_deterministic_and_labelled():
     assert (masks > 0).any(axis=(1, 2)).all()
     with pytest.raises(ValueError, match=r"make_detection_canvases: `digits` must be \(lo, hi\)"):
         V.make_detection_canvases(2, digits=(0, 2))
+
+
+# -- the demo models against PyTorch twins ----------------------------------------------------------
+def _torch_twin():
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_vision.py")
+    spec = importlib.util.spec_from_file_location("bench_vision", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.torch_twin
+
+
+@pytest.mark.parametrize("which", ["unet", "grid_detector"])
+def test_vision_models_match_torch_twin(which, backend):
+    """Forward (train mode: batch statistics) and every parameter gradient equal PyTorch autograd."""
+    torch = pytest.importorskip("torch")
+    build = {"unet": lambda **k: V.unet(5, width=2, **k), "grid_detector": lambda **k: V.grid_detector(3, width=2, **k)}
+    model = build[which](backend=backend, dtype="float64", rng=nn.Generator(0))
+    twin = _torch_twin()(model)
+    x = np.random.default_rng(4).random((2, 1, 16, 16))
+    y, backprop = model.forward(backend.asarray(x, dtype="float64"), train=True)
+    yt = twin(torch.tensor(x))
+    np.testing.assert_allclose(_np(y), yt.detach().numpy(), rtol=1e-9, atol=1e-10)
+    dy = np.random.default_rng(5).normal(size=tuple(y.shape))
+    backprop(backend.asarray(dy, dtype="float64"))
+    yt.backward(torch.tensor(dy))
+    grads = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(_np(p.grad), grads[name].grad.numpy(), rtol=1e-7, atol=1e-9, err_msg=name)

@@ -90,7 +90,7 @@ def save_figure(model: nn.Layer, X: np.ndarray, boxes: np.ndarray, labels: np.nd
 
     b = model.backend
     pb, ps, pl, keep = (b.to_numpy(a) for a in detect(model, X[:show]))
-    fig = Figure(figsize=(2.2 * show / 2, 4.6))
+    fig = Figure(figsize=(2.2 * show / 2, 4.6), layout="constrained")
     axes = fig.subplots(2, show // 2)
     for k, ax in enumerate(axes.flat):
         ax.imshow(X[k, 0], cmap="gray", vmin=0, vmax=1)

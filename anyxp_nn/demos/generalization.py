@@ -112,7 +112,7 @@ def capacity_experiment(backend: Any, out: Path, quick: bool, log: Any = print) 
         a.set_title(t)
         a.grid(alpha=0.3)
         a.legend(fontsize=7)
-    fig.suptitle("One-hidden-layer MLPs on the digits: model size and data size")
+    fig.suptitle("One-hidden-layer MLPs on the digits: model size and data size", y=1.03)
     fig.savefig(out / "generalization_capacity.png", dpi=80, bbox_inches="tight")
     return rows
 
@@ -158,7 +158,7 @@ def label_noise_experiment(backend: Any, out: Path, quick: bool, log: Any = prin
         a.set_ylim(0, 1.02)
         a.grid(alpha=0.3)
         a.legend(fontsize=7)
-    fig.suptitle(f"MLP 64-512-10 on {n} digits: memorising random labels")
+    fig.suptitle(f"MLP 64-512-10 on {n} digits: memorising random labels", y=1.03)
     fig.savefig(out / "generalization_label_noise.png", dpi=80, bbox_inches="tight")
     return rows
 

@@ -1,6 +1,7 @@
 """Demo section "Semantic Segmentation": a small U-Net labels every pixel of MNIST canvases.
 
-64x64 canvases with 1-3 noisy digits (:func:`anyxp_nn.vision.make_segmentation_canvases`);
+64x64 canvases with 1-3 noisy digits (:func:`anyxp_nn.vision.make_segmentation_canvases`; fresh
+training canvases every epoch, from the training digits only);
 each pixel is background (0) or the ink of digit d (1 + d), 11 classes.  The U-Net
 (Ronneberger et al., 2015) has a four-level encoder (conv-conv, max-pool), a decoder that
 upsamples (2x2 stride-2 ``ConvTranspose2D``), concatenates the encoder's features at the same resolution (skip connections,
@@ -13,6 +14,7 @@ reported and a figure shows input, truth and prediction.
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Any
 
@@ -29,33 +31,46 @@ SECTION = "Semantic Segmentation"
 
 # -- config (full / quick) -----------------------------------------------------------------------------
 SIZE, CLASSES = 64, 11
-TRAIN, TEST, EPOCHS = 1500, 300, 15
+TRAIN, TEST, EPOCHS = 1500, 300, 30
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 32, 16, 1
 BATCH, LR, WIDTH = 8, 3e-3, 8
+WEIGHT_POWER = 0.5  # class weights ~ pixel frequency ** -WEIGHT_POWER
 
 
-def class_weights(masks: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:
-    """Square-root inverse frequency, normalised to mean 1: ``w_c ~ f_c^(-1/2)`` (milder than the
-    median-frequency balancing of Eigen & Fergus 2015, which over-paints digit borders)."""
+def class_weights(masks: np.ndarray, num_classes: int = CLASSES, power: "float | None" = None) -> np.ndarray:
+    """``w_c ~ f_c^(-power)`` (f: pixel frequency), normalised to mean 1; ``power`` defaults to
+    ``WEIGHT_POWER`` (1/2: milder than the inverse frequency, which over-paints digit borders;
+    smaller powers give thinner strokes but learn the digit classes more slowly)."""
+    p = WEIGHT_POWER if power is None else power
     freq = np.bincount(masks.ravel(), minlength=num_classes).astype(np.float64) / masks.size
-    w = 1.0 / np.sqrt(np.maximum(freq, 1e-6))
+    w = np.maximum(freq, 1e-6) ** -p
     return (w / w.mean()).astype(np.float32)
 
 
-def train(model: nn.Layer, X: np.ndarray, masks: np.ndarray, weight: np.ndarray, *, epochs: int, lr: float = LR,
-          batch: int = BATCH, seed: int = 0, log: Any = print) -> list[float]:
-    """Adam with a cosine decay on the weighted per-pixel cross-entropy; each epoch's mean loss."""
+def train(model: nn.Layer, data: Any, weight: np.ndarray, *, epochs: int, lr: float = LR, batch: int = BATCH,
+          seed: int = 0, log: Any = print) -> list[float]:
+    """Adam with a cosine decay on the weighted per-pixel cross-entropy; each epoch's mean loss.
+
+    ``data``: ``(X, masks)`` host arrays, or a function ``epoch -> (X, masks)`` that draws fresh
+    canvases for every epoch (a generated data set never has to repeat an image; each epoch's
+    canvases move to the device once).  Every epoch must hold the same number of canvases.
+    """
     b = model.backend
     xp = b.xp
-    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * (len(X) // batch)))
-    Xd, Md = b.asarray(X, dtype=model.dtype), b.asarray(masks)  # the data set moves to the device once
+    draw = data if callable(data) else (lambda epoch: data)
+    X, masks = draw(0)
+    n = len(X)
+    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * (n // batch)))
     wd = b.asarray(weight, dtype=model.dtype)
     rng = nn.Generator(seed)
     means = []
     for epoch in range(epochs):
-        perm = rng.permutation(len(X))
+        if epoch:
+            X, masks = draw(epoch)
+        Xd, Md = b.asarray(X, dtype=model.dtype), b.asarray(masks)  # one transfer per epoch
+        perm = rng.permutation(n)
         losses = []
-        for i in range(0, len(X) - batch + 1, batch):
+        for i in range(0, n - batch + 1, batch):
             idx = b.asarray(perm[i:i + batch])
             logits, backprop = model.forward(xp.take(Xd, idx, axis=0), train=True)
             loss, dlogits = V.pixel_cross_entropy(logits, xp.take(Md, idx, axis=0), wd)
@@ -98,7 +113,7 @@ def save_figure(model: nn.Layer, X: np.ndarray, masks: np.ndarray, path: pathlib
     colours = ["black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
                "tab:gray", "tab:olive", "tab:cyan"]
     cmap = ListedColormap(colours)
-    fig = Figure(figsize=(2 * show, 6.4))
+    fig = Figure(figsize=(2 * show, 6.4), layout="constrained")
     axes = fig.subplots(3, show)
     for k in range(show):
         axes[0, k].imshow(X[k, 0], cmap="gray", vmin=0, vmax=1)
@@ -123,13 +138,19 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     X, y = load_mnist_5k(images=True)
     Xtr_d, Xte_d, ytr_d, yte_d = train_test_split(X, y, test_fraction=0.2, seed=0)
     n_train, n_test, epochs = (QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS) if quick else (TRAIN, TEST, EPOCHS)
-    Xtr, Mtr = V.make_segmentation_canvases(n_train, SIZE, seed=1, source=(Xtr_d, ytr_d))
+
+    @functools.lru_cache(maxsize=1)
+    def canvases(epoch: int) -> tuple[np.ndarray, np.ndarray]:  # fresh training canvases every epoch
+        return V.make_segmentation_canvases(n_train, SIZE, seed=1000 + epoch, source=(Xtr_d, ytr_d))
+
+    Xtr, Mtr = canvases(0)
     Xte, Mte = V.make_segmentation_canvases(n_test, SIZE, seed=2, source=(Xte_d, yte_d))
     model = unet(backend=b, rng=nn.Generator(0))
     weight = class_weights(Mtr)
-    print(f"[{SECTION}] U-Net on {b.label}: {n_train} train / {n_test} held-out {SIZE}x{SIZE} canvases, "
+    print(f"[{SECTION}] U-Net on {b.label}: {n_train} fresh training canvases per epoch / {n_test} held-out "
+          f"{SIZE}x{SIZE} canvases, "
           f"{CLASSES} classes, {epochs} epoch(s)")
-    losses = train(model, Xtr, Mtr, weight, epochs=epochs)
+    losses = train(model, canvases, weight, epochs=epochs)
     miou, acc, iou, fg_miou = evaluate(model, Xte, Mte)
     print(f"[{SECTION}] held-out mean IoU {miou:.3f} (11 classes), {fg_miou:.3f} (ink vs background); pixel "
           f"accuracy {100 * acc:.2f}%; IoU per class " + " ".join(f"{c}:{v:.2f}" for c, v in enumerate(iou)))

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..backend import to_numpy
 from . import onnx_cnn, onnx_distributed, onnx_layers  # noqa: F401  (register the library's converters)
 from ._files import write_atomic

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ._files import write_atomic
 from ._optional import require
 

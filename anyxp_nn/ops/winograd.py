@@ -24,17 +24,19 @@ instead of im2col's 9x.  Backward:
   ``dU[xi, nu] = dM[xi, nu] (O, P) @ V[xi, nu]^T (P, C)`` and ``dW = G^T dU G``
   (:func:`winograd_conv3x3_dw`), 16 GEMMs with the long axis P as K.
 
-Float32 error bound (first order in the unit roundoff u = 2^-24).  Every transformed
-quantity is a short sum of exact or halved terms: |V| <= 4 max|x| (each entry of B^T d B adds
-at most 4 inputs), |U| <= (9/4) max|W|, so each entry of M is a sum of C products with
-|M| <= 9 C max|x| max|W|, and the output adds 9 entries of M.  Rounding each of these
-O(C + 8) operations gives, for every output element,
+Float32 error bound (first order in the unit roundoff u = 2^-24, m = max|x| max|W|).  Every
+transformed quantity is a short sum of exact or halved terms: |V| <= 4 max|x| (an entry of
+B^T d B adds 4 inputs: 3 roundings), |U| <= (9/4) max|W| (9 quarter-weighted taps, two GEMMs:
+<= 4 roundings), so T = sum_c |U||V| <= 9 C m, and an entry of M (a sum of C products) is off
+by at most (C + 3 + 4) u T.  The output adds 9 entries of M (4 more roundings), so
 
-    |y_winograd - y_exact| <= 81 * C * (C + 8) * u * max|x| * max|W|
+    |y_winograd - y_exact| <= 9 * (C + 11) * u * 9 C m,   stated with margin as
+    |y_winograd - y_exact| <= 81 * C * (C + 16) * u * max|x| * max|W|
 
-(the direct/im2col sum has the same form with 9C*9C terms, so the two bounds are of one
-order; in practice the error is far below either).  ``tests/test_conv_algorithms.py`` checks
-the bound in float32 against a float64 reference.
+for every output element (im2col's sum of 9C products has a bound of the same order,
+9C * 9C u m; in practice both errors are far below their bounds).  ``tests/test_conv_algorithms.py``
+checks the bound in float32 against a float64 reference, for y and for dX (a Winograd
+convolution of dY with C := O).
 """
 from __future__ import annotations
 
