@@ -4,9 +4,9 @@
     nn.set_backend("torch")          # or "numpy", "array_api_strict", "cupy"
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 """
-from ._version import __version__
 from . import (augment, backend, checkpoint, data, distributed, export, init, interpret, layers, losses, monitor,
                optim, random, training)
+from ._version import __version__
 from .backend import Backend, available_backends, get_backend, set_backend, to_numpy
 from .checkpoint import load, save
 from .layers import *  # noqa: F401,F403  (every layer, under the names in layers.__all__)

@@ -1,8 +1,8 @@
 """Small argument checks shared by the whole package (it imports nothing of anyxp_nn).
 
 Every error names its owner and the argument, says what was expected and what arrived:
-``positive_int(0, "stride", "Conv2D")`` raises
-``ValueError("Conv2D: `stride` must be a positive int, got 0")``.
+``positive_int(0, "in_features", "Linear")`` raises
+``ValueError("Linear: `in_features` must be a positive int, got 0")``.
 """
 from __future__ import annotations
 

@@ -38,10 +38,6 @@ RANKS: dict[int, tuple[str, ...]] = {
 TOP = 9
 GROUP_RANK = {group: rank for rank, groups in RANKS.items() for group in groups}
 
-# Upward imports in files other helpers own until the merge (phase 2 fixes them).
-KNOWN: set[tuple[str, str]] = set()
-
-
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -87,19 +83,10 @@ def test_every_module_has_a_rank():
     assert not unranked, f"add these to RANKS in {__file__}: {unranked}"
 
 
-def _upward() -> set[tuple[str, str]]:
-    return {(m, t) for m in MODULES for t, _ in _imports(m) if _rank(t) > _rank(m)}
-
-
 def test_no_module_imports_one_above_it():
-    new = {(m, t, line) for m in MODULES for t, line in _imports(m) if _rank(t) > _rank(m) and (m, t) not in KNOWN}
-    report = [f"{m} (rank {_rank(m)}) line {line} imports {t} (rank {_rank(t)})" for m, t, line in sorted(new)]
+    upward = {(m, t, line) for m in MODULES for t, line in _imports(m) if _rank(t) > _rank(m)}
+    report = [f"{m} (rank {_rank(m)}) line {line} imports {t} (rank {_rank(t)})" for m, t, line in sorted(upward)]
     assert not report, "upward imports:\n" + "\n".join(report)
-
-
-@pytest.mark.xfail(bool(KNOWN), reason=f"known upward imports, fixed after the merge: {sorted(KNOWN)}", strict=True)
-def test_known_upward_imports_are_gone():
-    assert not (_upward() & KNOWN)
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -138,7 +125,7 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_circular_imports_between_modules():
-    edges = {m: {t for t, _ in _imports(m) if t != m and (m, t) not in KNOWN} for m in MODULES}
+    edges = {m: {t for t, _ in _imports(m) if t != m} for m in MODULES}
     assert not _cycles(edges)
 
 
@@ -147,7 +134,7 @@ def test_no_circular_imports_between_groups():
     edges: dict[str, set[str]] = {}
     for m in MODULES:
         for t, _ in _imports(m):
-            if _group(m) != _group(t) and (m, t) not in KNOWN:
+            if _group(m) != _group(t):
                 edges.setdefault(_group(m) or "anyxp_nn", set()).add(_group(t) or "anyxp_nn")
     assert not _cycles(edges)
 
