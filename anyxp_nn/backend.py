@@ -212,8 +212,8 @@ class Backend:
         Why: NumPy's OpenBLAS (and PyTorch's OpenMP pool) split even small GEMMs over all
         cores, and a worker thread spins for a while after each one.  When another process
         keeps a core busy, every parallel call waits for the worker that shares a core with it,
-        a scheduler time slice per GEMM: a 128x64 matmul went from 0.02 ms to 14 ms, a CNN
-        step 10x slower (benchmarks/README.md).  One thread per free core avoids the wait.
+        a scheduler time slice per GEMM, so small matmuls and whole training steps slow down
+        many times over (measured in benchmarks/README.md).  One thread per free core avoids the wait.
 
         What: on entry the BLAS pool (NumPy, array_api_strict: via threadpoolctl) or PyTorch's
         intra-op pool is lowered to ``min(its current size, free cores)``, where free cores =
@@ -232,8 +232,8 @@ class Backend:
         allocated and freed, so that glibc raises its mmap threshold to that size (and its trim
         threshold to twice it) by its own adaptive rule, as after any large free.  Without it a
         step's freed activations (e.g. the MNIST CNN's 6 MiB feature maps) were handed back to
-        the OS at the end of each step and faulted in again in the next, ~2,700 page faults and
-        ~15% of the step (benchmarks/README.md); the peak memory is unchanged.
+        the OS at the end of each step and faulted in again in the next (measured in
+        benchmarks/README.md, "Host memory: page faults every step"); the peak memory is unchanged.
         """
         if self.adapt_threads:
             _settle_allocator()

@@ -1,23 +1,13 @@
 """Reproducible randomness: one seed, bitwise-identical draws on every backend.
 
-Design (chosen by measurement): every draw is made on the host by NumPy's
-PCG64 bit generator in float64, rounded on the host to the requested dtype and
-then moved to the backend in one transfer.  The same seed therefore yields the
-very same bits on NumPy, ``array_api_strict``, PyTorch and CuPy, with no
-per-backend random code.
-
-Measured cost (AMD EPYC, 2 cores, NumPy 2.4): a dropout mask for a 128 x 512
-activation takes 0.17-0.21 ms on the host (draw + compare + move), about 8% of
-the 784-512-256-10 MLP training step (2.3 ms) if every layer had dropout, and
-under 1% of a CNN step (~40 ms); a permutation of 60,000 indices 0.55 ms once
-per epoch; the augmentation parameters of a batch (a few numbers per sample)
-~5 us.  On a GPU the mask crosses PCIe as one bool array (64 KiB, ~10 us).
-The alternative, a counter-based generator in integer Array API ops (an
-integer hash of ``seed ^ counter``: 2 uint32 multiplies, 3 xor-shifts), measured
-0.11 ms for the same 65,536 draws on NumPy, but PyTorch 2.13 on the CPU
-implements neither ``arange`` nor ``>>`` for uint32 ("not implemented
-for 'UInt32'"), so it would need per-backend code; 0.1 ms per mask is not worth
-that.
+Design: every draw is made on the host by NumPy's PCG64 bit generator in
+float64, rounded on the host to the requested dtype and then moved to the
+backend in one transfer.  The same seed therefore yields the very same bits on
+NumPy, ``array_api_strict``, PyTorch and CuPy, with no per-backend random code.
+A counter-based generator in integer Array API ops would draw on the device, but
+PyTorch on the CPU implements neither ``arange`` nor ``>>`` for uint32, so it
+would need per-backend code; the host draw costs little next to a training step
+(the measurements are in benchmarks/README.md, "Random draws on the host").
 
 Every random API in the library takes ``rng=None | Generator``; None means the
 default generator, seeded by :func:`manual_seed`.

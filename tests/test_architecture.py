@@ -156,10 +156,6 @@ def test_import_anyxp_nn_does_not_load_testing():
     assert out == "[]", f"`import anyxp_nn` loaded {out}"
 
 
-# packages in files other helpers own until the merge (phase 2 sorts them)
-KNOWN_UNSORTED = {"anyxp_nn.interpret", "anyxp_nn.vision"}
-
-
 @pytest.mark.parametrize("package", sorted(m for m, p in MODULES.items() if p.name == "__init__.py"))
 def test_each_package_has_one_sorted_export_list(package):
     source = MODULES[package].read_text(encoding="utf-8")
@@ -173,15 +169,12 @@ def test_each_package_has_one_sorted_export_list(package):
     assert len(lists) == 1, f"{package}: expected one `__all__ = [...]`"
     names = [n.value for n in ast.walk(lists[0]) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert len(set(names)) == len(names), f"{package}: names listed twice"
-    if package not in KNOWN_UNSORTED:
-        assert names == sorted(names), f"{package}: sort __all__"
+    assert names == sorted(names), f"{package}: sort __all__"
 
 
 SCAFFOLDING = ("does not exist yet", "not written yet", "this version of anyxp_nn has no", "this version lacks")
-# files other helpers own until the merge (phase 2 cleans them)
-KNOWN_SCAFFOLDING = {"anyxp_nn.demos.runner"}
 
 
 def test_no_scaffolding_language_left():
     found = {m for m, p in MODULES.items() if any(s in p.read_text(encoding="utf-8").lower() for s in SCAFFOLDING)}
-    assert found <= KNOWN_SCAFFOLDING, f"the thing exists now; say what the code does: {sorted(found - KNOWN_SCAFFOLDING)}"
+    assert not found, f"the thing exists now; say what the code does: {sorted(found)}"

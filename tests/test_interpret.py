@@ -269,11 +269,11 @@ def test_errors():
         I.occlusion(lambda a: a, x, 1)
     with pytest.raises(ValueError, match=r"occlusion: `patch` \(29, 29\) is larger than the image 28x28"):
         I.occlusion(model, x, 1, patch=29)
-    with pytest.raises(ValueError, match=r"smoothgrad: `samples` must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"smoothgrad: `samples` must be a positive int, got 0"):
         I.smoothgrad(model, x, 1, samples=0)
     with pytest.raises(ValueError, match=r"smoothgrad: `noise` must be a number >= 0, got -0.1"):
         I.smoothgrad(model, x, 1, noise=-0.1)
-    with pytest.raises(ValueError, match=r"class_model: `steps` must be an int >= 0, got 1.5"):
+    with pytest.raises(ValueError, match=r"class_model: `steps` must be a non-negative int, got 1.5"):
         I.class_model(model, 1, x, steps=1.5)
     with pytest.raises(ValueError, match=r"class_model: `l2` must be a number >= 0, got -1"):
         I.class_model(model, 1, x, l2=-1)

@@ -14,7 +14,7 @@ class GaussianNoise(Transform):
     """x + eps, eps ~ N(0, std^2) per pixel, optionally clipped to ``clip`` = (low, high).
 
     The noise is drawn on the host like every random array of the library: the
-    whole (N, C, H, W) block in one transfer (~0.3 ms for 64 MNIST images).
+    whole (N, C, H, W) block in one transfer.
     """
 
     def __init__(self, std: float = 0.1, clip: "tuple[float, float] | None" = None):

@@ -1,4 +1,4 @@
-"""The mini-batch training epoch the demo sections share."""
+"""The mini-batch training epoch and the accuracy the demo sections share."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +7,9 @@ import numpy as np
 
 import anyxp_nn as nn
 from anyxp_nn.losses import softmax_cross_entropy
+from anyxp_nn.training import evaluate
 
-__all__ = ["train_epoch"]
+__all__ = ["accuracy", "train_epoch"]
 
 
 def train_epoch(model: nn.Layer, opt: Any, X: np.ndarray, y: np.ndarray, *, batch_size: int,
@@ -29,3 +30,8 @@ def train_epoch(model: nn.Layer, opt: Any, X: np.ndarray, y: np.ndarray, *, batc
         opt.step()
         losses.append(loss)
     return losses
+
+
+def accuracy(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
+    """Fraction of correct argmax predictions on host data, in inference mode: ``nn.training.evaluate``."""
+    return evaluate(model, (X, y), metrics=("accuracy",), batch_size=batch_size)["accuracy"]

@@ -19,7 +19,7 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.models import mnist_cnn
 
-from ._loop import train_epoch
+from ._loop import accuracy, train_epoch
 
 __all__ = ["run", "train", "accuracy"]
 
@@ -32,17 +32,6 @@ EPOCHS = 8          # full mode; the learning rate follows a cosine from LR down
 QUICK_EPOCHS = 1    # quick mode: one epoch on QUICK_TRAIN digits
 QUICK_TRAIN = 1200
 QUICK_TEST = 400
-
-
-def accuracy(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
-    """Fraction of correct argmax predictions (inference mode, batched)."""
-    b = model.backend
-    correct = 0
-    for i in range(0, len(X), batch):
-        logits = model(b.asarray(X[i:i + batch]))
-        pred = b.to_numpy(b.xp.argmax(logits, axis=1))  # note: a host sync point per batch
-        correct += int(np.sum(pred == y[i:i + batch]))
-    return correct / len(X)
 
 
 def train(model: nn.Layer, X: np.ndarray, y: np.ndarray, epochs: int, *, lr: float = LR, batch: int = BATCH,

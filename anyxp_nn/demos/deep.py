@@ -17,6 +17,8 @@ import anyxp_nn as nn
 from anyxp_nn import augment as A
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 
+from ._loop import accuracy
+
 SECTION = "Deep Learning Optimization"
 
 
@@ -62,21 +64,9 @@ def train(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: Any
 
 
 def evaluate(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch_size: int = 500) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) in inference mode."""
-    b = model.backend
-    xp = b.xp
-    losses, hits = [], []
-    for i in range(0, len(X), batch_size):
-        logits = model(b.asarray(X[i:i + batch_size], dtype=model.dtype))
-        yb = b.asarray(y[i:i + batch_size])
-        losses.append(nn.losses.softmax_cross_entropy(logits, yb, check_labels=False)[0] * yb.shape[0])
-        hits.append(xp.sum(xp.astype(xp.argmax(logits, axis=1) == yb, xp.int64)))
-    return float(b.to_numpy(sum(losses))) / len(X), float(b.to_numpy(sum(hits))) / len(X)
-
-
-def accuracy(model: nn.Layer, X: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of correct argmax predictions in inference mode."""
-    return evaluate(model, X, y)[1]
+    """(mean cross-entropy, accuracy) in inference mode, from ``nn.training.evaluate``."""
+    r = nn.training.evaluate(model, (X, y), nn.losses.softmax_cross_entropy, ("accuracy",), batch_size=batch_size)
+    return r["loss"], r["accuracy"]
 
 
 def _row(item: str, value: float, unit: str) -> dict:

@@ -21,7 +21,8 @@ import numpy as np
 import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 
-from .deep import _hidden_grad_norms, accuracy, train
+from ._loop import accuracy
+from .deep import _hidden_grad_norms, train
 
 __all__ = ["run", "deep_mlp", "depth_experiment"]
 

@@ -28,7 +28,7 @@ import numpy as np
 import anyxp_nn as nn
 from anyxp_nn.datasets import load_digits, load_mnist_5k, train_test_split
 
-from ._loop import train_epoch
+from ._loop import accuracy, train_epoch
 
 __all__ = ["run", "mlp", "small_cnn", "fit", "accuracy", "capacity_experiment", "label_noise_experiment",
            "scrambled_pixels_experiment", "linear_probe_experiment", "linear_probe"]
@@ -55,14 +55,6 @@ def small_cnn(backend: Any, seed: int = 0, width: int = 16) -> nn.Sequential:
                          nn.Conv2D(width, 2 * width, 3, padding=1, **kw), nn.ReLU(backend=backend),
                          nn.MaxPool2D(2, backend=backend), nn.Flatten(backend=backend),
                          nn.Linear(2 * width * 9, 10, **kw))
-
-
-def accuracy(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
-    """Fraction of correct argmax predictions (inference mode)."""
-    b = model.backend
-    pred = np.concatenate([b.to_numpy(b.xp.argmax(model(b.asarray(X[i:i + batch])), axis=1))
-                           for i in range(0, len(X), batch)])
-    return float(np.mean(pred == y))
 
 
 def fit(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: float = 1e-3, batch_size: int = 64,

@@ -22,7 +22,8 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.models import mnist_cnn
 
-from .cnn import accuracy, train
+from ._loop import accuracy
+from .cnn import train
 
 __all__ = ["run", "compute_maps", "stroke_share"]
 

@@ -22,7 +22,7 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_digits, load_mnist_5k, make_spirals, train_test_split
 from anyxp_nn.losses import softmax_cross_entropy
 
-from ._loop import train_epoch
+from ._loop import accuracy, train_epoch
 
 __all__ = ["SimpleNeuralNetwork", "MLP", "train_classifier", "accuracy", "run"]
 
@@ -75,13 +75,6 @@ def MLP(sizes: tuple[int, ...], activation: type = nn.ReLU, backend: Any = None,
     return nn.Sequential(*layers)
 
 
-def accuracy(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
-    b = model.backend
-    preds = [np.argmax(b.to_numpy(model(b.asarray(X[i:i + batch], dtype="float32"))), axis=1)
-             for i in range(0, len(X), batch)]
-    return float(np.mean(np.concatenate(preds) == y))
-
-
 def train_classifier(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 64,
                      lr: float = 0.05, weight_decay: float = 5e-4, label_smoothing: float = 0.1,
                      seed: int = 1) -> tuple[list[float], float]:
@@ -130,10 +123,10 @@ def _activations(backend: Any, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for layer in layers:
         y, backprop = layer.forward(x)
-        dy = backprop(b.xp.ones_like(x))  # the derivative, from the layer's own backward
+        dydx = backprop(b.xp.ones_like(x))  # the derivative, from the layer's own backward
         name = type(layer).__name__
         axes[0].plot(b.to_numpy(x), b.to_numpy(y), label=name)
-        axes[1].plot(b.to_numpy(x), b.to_numpy(dy), label=name)
+        axes[1].plot(b.to_numpy(x), b.to_numpy(dydx), label=name)
     axes[0].set_title("activation f(x)")
     axes[1].set_title("derivative f'(x) from backprop")
     for ax in axes:

@@ -1,9 +1,8 @@
 """Run the demonstration sections listed in :data:`anyxp_nn.demos.SECTIONS`.
 
 Used by ``examples/neural_networks_examples.py`` and ``anyxp-nn demo``.  A section
-module that does not exist yet, or fails to import, is skipped with a note; a
-section whose ``run()`` raises is reported loudly (traceback on stderr) and makes
-the exit status non-zero.  Every section's summary rows are printed as one table
+that fails to import or whose ``run()`` raises is reported loudly (traceback on
+stderr), the others still run, and the exit status is non-zero.  Every section's summary rows are printed as one table
 at the end and written to ``<out>/summary.json`` and ``<out>/summary.csv``.
 """
 from __future__ import annotations
@@ -16,8 +15,9 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from .._table import format_table
 from . import SECTIONS
 
 __all__ = ["main", "run_sections", "build_parser"]
@@ -39,18 +39,6 @@ def build_parser(prog: str = "neural_networks_examples.py") -> argparse.Argument
     return p
 
 
-def _import(module: str) -> tuple[Any, str | None]:
-    name = f"{__package__}.{module}"
-    try:
-        return importlib.import_module(name), None
-    except ModuleNotFoundError as e:
-        if e.name == name:
-            return None, "not written yet"
-        return None, f"import failed: {type(e).__name__}: {e}"
-    except Exception as e:  # a broken module must not hide the others
-        return None, f"import failed: {type(e).__name__}: {e}"
-
-
 def run_sections(backend: str, out_dir: Path, quick: bool,
                  sections: "Sequence[str] | None" = None) -> tuple[list[dict], list[dict]]:
     """Run the sections; returns ``(summary rows, one status dict per section)``."""
@@ -66,18 +54,12 @@ def run_sections(backend: str, out_dir: Path, quick: bool,
     for title, module in SECTIONS:
         if sections is not None and module not in sections:
             continue
-        mod, why = _import(module)
-        if mod is None:
-            print(f"[skip] {title} ({module}): {why}", file=sys.stderr)
-            statuses.append({"section": module, "title": title, "status": f"skipped: {why}", "seconds": 0.0,
-                             "figures": 0})
-            continue
         started = time.time()
         print(f"[run ] {title} ({module}) on {backend}{' (quick)' if quick else ''}", file=sys.stderr, flush=True)
         nn.manual_seed(0)
         t = time.perf_counter()
-        try:
-            got = mod.run(backend, out_dir, quick)
+        try:  # a section that does not import fails like one that raises; the others still run
+            got = importlib.import_module(f"{__package__}.{module}").run(backend, out_dir, quick)
             if not isinstance(got, list) or not all(isinstance(r, dict) for r in got):
                 raise TypeError(f"{module}.run() must return a list of dicts, got {type(got).__name__}")
             status = "ok"
@@ -96,21 +78,6 @@ def run_sections(backend: str, out_dir: Path, quick: bool,
         statuses.append({"section": module, "title": title, "status": status, "seconds": round(dt, 2),
                          "figures": len(figures)})
     return rows, statuses
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def format_table(rows: list[dict], keys: Sequence[str]) -> str:
-    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
-    widths = [max([len(k)] + [len(c[i]) for c in cells]) for i, k in enumerate(keys)]
-    line = "  ".join(k.ljust(w) for k, w in zip(keys, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)) for cell in cells]
-    return "\n".join(out)
 
 
 def main(argv: "Sequence[str] | None" = None, prog: str = "neural_networks_examples.py") -> int:

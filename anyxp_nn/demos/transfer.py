@@ -29,6 +29,8 @@ from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.keymap import map_state_dict_keys
 from anyxp_nn.models import small_resnet
 
+from ._loop import accuracy
+
 __all__ = ["run", "cnn_bn", "split_model", "new_head", "train_steps", "accuracy", "FROM_TORCHVISION", "TO_TORCHVISION"]
 
 SECTION = "Transfer Learning"
@@ -113,15 +115,6 @@ def train_steps(trunk: nn.Layer, head: nn.Layer, opt: Any, X: Any, y: Any, *, st
     return float(b.to_numpy(loss))  # note: one host read per run
 
 
-def accuracy(model: nn.Layer, X: Any, y: Any, batch: int = 500) -> float:
-    """Fraction of correct argmax predictions on device data (inference mode)."""
-    xp = model.backend.xp
-    n = X.shape[0]
-    correct = [xp.sum(xp.astype(xp.argmax(model(X[i:min(i + batch, n), ...]), axis=1) == y[i:min(i + batch, n)],
-                                xp.int64)) for i in range(0, n, batch)]
-    return float(model.backend.to_numpy(xp.sum(xp.stack(correct)))) / X.shape[0]
-
-
 def _few_shot(X: np.ndarray, y: np.ndarray, shots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1000 + seed)
     idx = np.concatenate([rng.choice(np.flatnonzero(y == c), shots, replace=False) for c in np.unique(y)])
@@ -188,7 +181,6 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     n_test = QUICK_TEST if quick else len(Xte)
     Xa_te, ya_te = Xte[low_te][:n_test], yte[low_te][:n_test]
     Xb_te, yb_te = Xte[high_te][:n_test], yte[high_te][:n_test] - 5
-    Xb_te_d, yb_te_d = b.asarray(Xb_te), b.asarray(yb_te)
     rows: list[dict] = []
 
     # 1. pretrain on digits 0-4 and save
@@ -196,7 +188,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     s_trunk, s_head = split_model(source)
     opt = nn.optim.Adam(source.parameters(), lr=nn.optim.cosine_annealing(LR, epochs * len(Xa) // BATCH))
     train_steps(s_trunk, s_head, opt, b.asarray(Xa), b.asarray(ya), steps=epochs * len(Xa) // BATCH)
-    acc_a = accuracy(source, b.asarray(Xa_te), b.asarray(ya_te))
+    acc_a = accuracy(source, Xa_te, ya_te)
     ckpt = nn.save(out_dir / "transfer_pretrained_0-4.npz", source)
     print(f"[{SECTION}] pretrained the MNIST CNN with BatchNorm on digits 0-4 ({len(Xa)} images, {epochs} epochs) "
           f"on {b.label}: held-out accuracy {100 * acc_a:.2f}%; saved {ckpt.name}")
@@ -231,12 +223,12 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
             trunk.freeze().eval()  # weights and BatchNorm statistics stay as pretrained
             opt = nn.optim.Adam(head.parameters(), lr=LR)
             train_steps(trunk, head, opt, Xk_d, yk_d, steps=steps, seed=seed)
-            curves["transfer (frozen trunk, new head)"][i, j] = accuracy(model, Xb_te_d, yb_te_d)
+            curves["transfer (frozen trunk, new head)"][i, j] = accuracy(model, Xb_te, yb_te)
             scratch = cnn_bn(5, backend=b, rng=nn.Generator(100 + seed))
             t2, h2 = split_model(scratch)
             opt = nn.optim.Adam(scratch.parameters(), lr=LR)
             train_steps(t2, h2, opt, Xk_d, yk_d, steps=steps, seed=seed)
-            curves["from scratch"][i, j] = accuracy(scratch, Xb_te_d, yb_te_d)
+            curves["from scratch"][i, j] = accuracy(scratch, Xb_te, yb_te)
         print(f"[{SECTION}] {k:4d} images/class: transfer {100 * curves['transfer (frozen trunk, new head)'][i].mean():.1f}% "
               f"vs scratch {100 * curves['from scratch'][i].mean():.1f}% (mean of {len(seeds)} seeds)")
     print(f"[{SECTION}] digits 5-9, held-out accuracy (%), mean +- std over seeds {list(seeds)}:")
@@ -255,11 +247,11 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     model, trunk, head = pretrained()
     trunk.freeze().eval()
     train_steps(trunk, head, nn.optim.Adam(head.parameters(), lr=LR), b.asarray(Xk), b.asarray(yk), steps=steps)
-    frozen_acc = accuracy(model, Xb_te_d, yb_te_d)
+    frozen_acc = accuracy(model, Xb_te, yb_te)
     trunk.unfreeze()  # BatchNorm stays in eval: a few hundred images give noisier statistics than pretraining
     opt = nn.optim.Adam([{"params": trunk.parameters(), "lr": LR / 10}, {"params": head.parameters(), "lr": LR}])
     train_steps(trunk, head, opt, b.asarray(Xk), b.asarray(yk), steps=steps, seed=1)
-    tuned_acc = accuracy(model, Xb_te_d, yb_te_d)
+    tuned_acc = accuracy(model, Xb_te, yb_te)
     print(f"[{SECTION}] {k} images/class: frozen trunk {100 * frozen_acc:.2f}% -> unfrozen (trunk lr {LR / 10:g}, "
           f"head lr {LR:g}) {100 * tuned_acc:.2f}%")
     rows += [{"section": SECTION, "item": f"frozen trunk, {k}/class (seed 0)", "value": round(100 * frozen_acc, 2),

@@ -20,4 +20,4 @@ from .grad_cam import grad_cam, probe_layer
 from .gradients import input_gradient, saliency, smoothgrad
 from .occlusion import occlusion
 
-__all__ = ["input_gradient", "saliency", "smoothgrad", "grad_cam", "probe_layer", "occlusion", "class_model"]
+__all__ = ["class_model", "grad_cam", "input_gradient", "occlusion", "probe_layer", "saliency", "smoothgrad"]

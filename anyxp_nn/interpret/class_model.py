@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import non_negative_int
 from ..layers.base import Layer
 from ._common import check_model_input, frozen, logits_of, one_hot, targets
 
@@ -36,8 +37,7 @@ def class_model(model: Layer, target: Any, x0: Any, *, steps: int = 100, lr: flo
         l2: the L2 decay lambda.
     """
     b = check_model_input("class_model", model, x0)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"class_model: `steps` must be an int >= 0, got {steps!r}")
+    non_negative_int(steps, "steps", "class_model")
     for name, v in (("lr", lr), ("l2", l2)):
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise ValueError(f"class_model: `{name}` must be a number >= 0, got {v!r}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import positive_int
 from ..layers.base import Layer
 from ..random import Generator, get_rng
 from ._common import check_model_input, frozen, logits_of, one_hot, targets
@@ -70,12 +71,10 @@ def smoothgrad(model: Layer, x: Any, target: Any, samples: int = 25, noise: floa
             a time, at least one: N*S images take ceil(S / (batch_size // N)) passes).
     """
     b = check_model_input("smoothgrad", model, x)
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-        raise ValueError(f"smoothgrad: `samples` must be an int >= 1, got {samples!r}")
+    positive_int(samples, "samples", "smoothgrad")
     if not isinstance(noise, (int, float)) or isinstance(noise, bool) or noise < 0:
         raise ValueError(f"smoothgrad: `noise` must be a number >= 0, got {noise!r}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"smoothgrad: `batch_size` must be an int >= 1, got {batch_size!r}")
+    positive_int(batch_size, "batch_size", "smoothgrad")
     xp, gen = b.xp, get_rng(rng)
     n, c, h, w = x.shape
     t = targets("smoothgrad", target, n, b)

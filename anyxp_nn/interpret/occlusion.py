@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..layers.base import Layer
-from ..layers.conv import pair
+from .._checks import pair, positive_int
 from ._common import check_model_input, frozen, logits_of, one_hot, softmax, targets
 
 __all__ = ["occlusion"]
@@ -52,8 +52,7 @@ def occlusion(model: Layer, x: Any, target: Any, patch: Any = 4, stride: Any = 4
     patch, stride = pair(patch, "patch", "occlusion"), pair(stride, "stride", "occlusion")
     if patch[0] > h or patch[1] > w:
         raise ValueError(f"occlusion: `patch` {patch} is larger than the image {h}x{w}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"occlusion: `batch_size` must be an int >= 1, got {batch_size!r}")
+    positive_int(batch_size, "batch_size", "occlusion")
     ho, wo = (h - patch[0]) // stride[0] + 1, (w - patch[1]) // stride[1] + 1
     t = targets("occlusion", target, n, b)
     masks = _patch_masks(xp, b.device, (h, w), patch, stride)  # (P, H, W)

@@ -11,21 +11,13 @@ import math
 from typing import Any
 
 from .. import init as _init
+from .._checks import pair, positive_int
 from ..ops.conv import ConvGeometry, conv2d
 from ..parameter import Parameter
 from ..random import Generator
 from .base import Backprop, Layer
 
-__all__ = ["Conv2D", "pair"]
-
-
-def pair(v: Any, name: str, layer: str, minimum: int = 1) -> tuple[int, int]:
-    """An int or an (h, w) pair of ints >= ``minimum`` -> (h, w)."""
-    vals = (v, v) if isinstance(v, int) and not isinstance(v, bool) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if (vals is None or len(vals) != 2
-            or any(not isinstance(s, int) or isinstance(s, bool) or s < minimum for s in vals)):
-        raise ValueError(f"{layer}: `{name}` must be an int >= {minimum} or a pair of them, got {v!r}")
-    return vals
+__all__ = ["Conv2D"]
 
 
 class Conv2D(Layer):
@@ -52,8 +44,7 @@ class Conv2D(Layer):
                  rng: "Generator | None" = None, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"Conv2D: `{name}` must be a positive int, got {v!r}")
+            positive_int(v, name, "Conv2D")
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if v % groups:
                 raise ValueError(f"Conv2D: `{name}` (={v}) must be divisible by `groups` (={groups})")
@@ -102,7 +93,7 @@ class Conv2D(Layer):
         return n, self.out_channels, ho, wo
 
     def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
-        """x (N, C, H, W) -> y (N, O, Ho, Wo) and ``backprop(dy, need_dx=True) -> dx``
+        """x (N, C, H, W) -> y (N, O, Ho, Wo) and ``backprop(dY, need_dx=True) -> dX``
         (``train`` has no effect on a convolution)."""
         self._check_input(x, ndim=4)
         self.output_shape(tuple(x.shape))
@@ -111,8 +102,8 @@ class Conv2D(Layer):
                              block_bytes=be.cache_block_bytes, scratch=be.scratch,
                              map_chunks=be.parallel_map, min_chunks=be.host_threads())
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
-            dx, dW, db = backward(dy, need_dx=need_dx, need_dw=W.requires_grad,
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
+            dx, dW, db = backward(dY, need_dx=need_dx, need_dw=W.requires_grad,
                                   need_db=b is not None and b.requires_grad)
             if dW is not None:
                 W.accumulate(dW)

@@ -12,11 +12,11 @@ import math
 from typing import Any
 
 from .. import init as _init
+from .._checks import pair, positive_int
 from ..ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward, conv_transpose_output_size
 from ..parameter import Parameter
 from ..random import Generator
 from .base import Backprop, Layer
-from .conv import pair
 
 __all__ = ["ConvTranspose2D", "ConvTranspose2d"]
 
@@ -46,8 +46,7 @@ class ConvTranspose2D(Layer):
                  init: Any = "he", *, rng: "Generator | None" = None, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ConvTranspose2D: `{name}` must be a positive int, got {v!r}")
+            positive_int(v, name, "ConvTranspose2D")
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if v % groups:
                 raise ValueError(f"ConvTranspose2D: `{name}` (={v}) must be divisible by `groups` (={groups})")
@@ -107,10 +106,10 @@ class ConvTranspose2D(Layer):
         if b is not None:
             y = y + xp.reshape(b.data, (1, o, 1, 1))
 
-        def backprop(dy: Any, need_dx: bool = True) -> Any:
+        def backprop(dY: Any, need_dx: bool = True) -> Any:
             if b is not None and b.requires_grad:
-                b.accumulate(xp.sum(dy, axis=(0, 2, 3)))
-            dX, dW = conv_transpose2d_backward(dy, x, W.data, g, *geom, need_dx=need_dx, need_dw=W.requires_grad)
+                b.accumulate(xp.sum(dY, axis=(0, 2, 3)))
+            dX, dW = conv_transpose2d_backward(dY, x, W.data, g, *geom, need_dx=need_dx, need_dw=W.requires_grad)
             if dW is not None:
                 W.accumulate(dW)
             return dX

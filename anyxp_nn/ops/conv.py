@@ -203,7 +203,7 @@ def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, b
             through ``map_chunks`` (``Backend.parallel_map``: on host threads); default in turn.
 
     Returns ``y`` (N, O, Ho, Wo), an NCHW view of a channel-first (O, N, Ho, Wo) array, and
-    ``backward(dy, need_dx=True, need_dw=True, need_db=True) -> (dx, dW, db)`` (None for each
+    ``backward(dY, need_dx=True, need_dw=True, need_db=True) -> (dx, dW, db)`` (None for each
     gradient not asked for, and db when there is no bias).
     """
     xp = array_namespace(x)
@@ -225,11 +225,11 @@ def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, b
     if b is not None:
         Y += xp.reshape(b, (o, 1, 1, 1))
 
-    def backward(dy: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
+    def backward(dY: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
         db = None
         if need_db and b is not None:  # sum of dY over batch and pixels
-            db = xp.sum(xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (o, n * ho * wo)), axis=1)
-        dx, dW = backward_xw(dy, need_dx, need_dw) if (need_dx or need_dw) else (None, None)
+            db = xp.sum(xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (o, n * ho * wo)), axis=1)
+        dx, dW = backward_xw(dY, need_dx, need_dw) if (need_dx or need_dw) else (None, None)
         return dx, dW, db
 
     return xp.permute_dims(Y, (1, 0, 2, 3)), backward  # (N, O, Ho, Wo) view, no copy
@@ -241,7 +241,7 @@ def _conv2d_empty(x: Any, W: Any, b: Any, out: Pair) -> tuple[Any, Backward]:
     dev = _device(x)
     y = xp.zeros((0, W.shape[0], out[0], out[1]), dtype=x.dtype, device=dev)
 
-    def backward(dy: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
+    def backward(dY: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
         return (xp.zeros(tuple(x.shape), dtype=x.dtype, device=dev) if need_dx else None,
                 xp.zeros(tuple(W.shape), dtype=W.dtype, device=dev) if need_dw else None,
                 xp.zeros((W.shape[0],), dtype=W.dtype, device=dev) if need_db and b is not None else None)
@@ -261,8 +261,8 @@ def _conv2d_pad_end(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int,
     y, inner = conv2d(xe, W, b, geometry._replace(pad_end=(0, 0)), groups, block_bytes=block_bytes,
                       scratch=scratch, algorithm=algorithm, map_chunks=map_chunks, min_chunks=min_chunks)
 
-    def backward(dy: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
-        dx, dW, db = inner(dy, need_dx, need_dw, need_db)
+    def backward(dY: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
+        dx, dW, db = inner(dY, need_dx, need_dw, need_db)
         return (dx[:, :, :h, :w] if dx is not None else None), dW, db
 
     return y, backward
@@ -280,9 +280,9 @@ def _winograd_route(x: Any, W: Any, geometry: ConvGeometry, block_bytes: "int | 
     chunks = batch_chunks(n, 16 * max(c, o) * tiles * (xp.finfo(x.dtype).bits // 8), block_bytes)
     Y = winograd_conv3x3(x, W, geometry.padding, chunks, scratch)  # (O, N, Ho, Wo)
 
-    def backward_xw(dy: Any, need_dx: bool, need_dw: bool) -> tuple[Any, Any]:
-        dW = winograd_conv3x3_dw(x, dy, geometry.padding, chunks, scratch) if need_dw else None
-        dX = winograd_conv3x3_dx(dy, W, geometry.padding, chunks, scratch) if need_dx else None
+    def backward_xw(dY: Any, need_dx: bool, need_dw: bool) -> tuple[Any, Any]:
+        dW = winograd_conv3x3_dw(x, dY, geometry.padding, chunks, scratch) if need_dw else None
+        dX = winograd_conv3x3_dx(dY, W, geometry.padding, chunks, scratch) if need_dx else None
         return (xp.permute_dims(dX, (1, 0, 2, 3)) if need_dx else None), dW  # (N, C, H, W) view
 
     return Y, backward_xw
@@ -332,10 +332,10 @@ def _im2col_route(x: Any, W: Any, geometry: ConvGeometry, groups: int, block_byt
 
         run(forward_chunk, chunks)
 
-    def backward_xw(dy: Any, need_dx: bool, need_dw: bool) -> tuple[Any, Any]:
+    def backward_xw(dY: Any, need_dx: bool, need_dw: bool) -> tuple[Any, Any]:
         if need_dx and transposed:
-            return backward_transposed(x, W, dy, geometry, g, chunks, need_dw, kept, scratch, run)
-        return backward_col2im(x, W, dy, geometry, g, chunks, need_dx, need_dw, kept, scratch, run)
+            return backward_transposed(x, W, dY, geometry, g, chunks, need_dw, kept, scratch, run)
+        return backward_col2im(x, W, dY, geometry, g, chunks, need_dx, need_dw, kept, scratch, run)
 
     return Y, backward_xw
 
@@ -350,12 +350,13 @@ def _sum(parts: list) -> Any:
 
 def _dw_from_cols(cols: Any, dY: Any) -> Any:
     """dW (g, O/g, C/g*kh*kw) = dY @ cols^T, computed as (cols @ dY^T)^T: the same numbers, with
-    the long axis as K and the wide operand first, ~2x faster in OpenBLAS for these shapes."""
+    the long axis as K and the wide operand first, which OpenBLAS runs faster for these shapes
+    (benchmarks/README.md)."""
     xp = array_namespace(cols)
     return xp.matrix_transpose(cols @ xp.matrix_transpose(dY))
 
 
-def backward_transposed(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups: int, chunks: list[Pair],
+def backward_transposed(x: Any, W: Any, dY: Any, geometry: ConvGeometry, groups: int, chunks: list[Pair],
                         need_dw: bool, kept: Any, scratch: "Scratch | None",
                         run: MapChunks = _sequential) -> tuple[Any, Any]:
     """dX and dW of a stride-1 convolution from ONE patch matrix, that of dY.
@@ -373,17 +374,17 @@ def backward_transposed(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups:
     n, c, h, w = x.shape
     o, g = W.shape[0], groups
     (kh, kw), (ph, pw), (dh, dw) = geometry.kernel, geometry.padding, geometry.dilation
-    ho, wo = dy.shape[2], dy.shape[3]
+    ho, wo = dY.shape[2], dY.shape[3]
     dgeom = ConvGeometry(geometry.kernel, (1, 1), (dh * (kh - 1) - ph, dw * (kw - 1) - pw), geometry.dilation)
     Wt = xp.flip(xp.reshape(W, (g, o // g, c // g, kh, kw)), axis=(-2, -1))  # taps flipped
     Wt = xp.reshape(xp.permute_dims(Wt, (0, 2, 1, 3, 4)), (g, c // g, o // g * kh * kw))  # (g, C/g, O/g*kh*kw)
     xt = xp.permute_dims(x, (1, 0, 2, 3))  # (C, N, H, W)
-    dX = xp.empty((c, n, h, w), dtype=dy.dtype, device=_device(dy))
+    dX = xp.empty((c, n, h, w), dtype=dY.dtype, device=_device(dY))
 
     def chunk_grads(chunk: Pair) -> Any:  # writes dX's chunk, returns its part of dW (or None)
         a, z = chunk
         m = z - a
-        dcols = _cols(dy[a:z, ...], dgeom, g, scratch, "conv-cols-dy")  # (g, O/g*kh*kw, m*H*W)
+        dcols = _cols(dY[a:z, ...], dgeom, g, scratch, "conv-cols-dy")  # (g, O/g*kh*kw, m*H*W)
         dX[:, a:z, ...] = xp.reshape(Wt @ dcols, (c, m, h, w))
         if need_dw and kept is None:  # (g, O/g*kh*kw, C/g)
             return dcols @ xp.matrix_transpose(xp.reshape(xt[:, a:z, ...], (g, c // g, m * h * w)))
@@ -395,11 +396,11 @@ def backward_transposed(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups:
         dW = xp.reshape(_sum(parts), (o, kh, kw, c // g))
         dW = xp.flip(xp.permute_dims(dW, (0, 3, 1, 2)), axis=(-2, -1))
     elif need_dw:  # one chunk: x's patch matrix kept from forward
-        dW = _dw_from_cols(kept, xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (g, o // g, n * ho * wo)))
+        dW = _dw_from_cols(kept, xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (g, o // g, n * ho * wo)))
     return xp.permute_dims(dX, (1, 0, 2, 3)), (xp.reshape(dW, tuple(W.shape)) if need_dw else None)
 
 
-def backward_col2im(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups: int, chunks: list[Pair],
+def backward_col2im(x: Any, W: Any, dY: Any, geometry: ConvGeometry, groups: int, chunks: list[Pair],
                     need_dx: bool, need_dw: bool, kept: Any, scratch: "Scratch | None",
                     run: MapChunks = _sequential) -> tuple[Any, Any]:
     """dX and dW of any convolution from x's patch matrix ``cols`` (kept, or rebuilt per chunk):
@@ -413,10 +414,10 @@ def backward_col2im(x: Any, W: Any, dy: Any, geometry: ConvGeometry, groups: int
     n, c, h, w = x.shape
     o, g = W.shape[0], groups
     kh, kw = geometry.kernel
-    ho, wo = dy.shape[2], dy.shape[3]
+    ho, wo = dY.shape[2], dY.shape[3]
     Wg = xp.reshape(W, (g, o // g, c // g * kh * kw))
-    dYt = xp.permute_dims(dy, (1, 0, 2, 3))  # (O, N, Ho, Wo)
-    dX = xp.empty((c, n, h, w), dtype=dy.dtype, device=_device(dy)) if need_dx else None  # (C, N, H, W)
+    dYt = xp.permute_dims(dY, (1, 0, 2, 3))  # (O, N, Ho, Wo)
+    dX = xp.empty((c, n, h, w), dtype=dY.dtype, device=_device(dY)) if need_dx else None  # (C, N, H, W)
 
     def chunk_grads(chunk: Pair) -> Any:  # writes dX's chunk, returns its part of dW (or None)
         a, z = chunk

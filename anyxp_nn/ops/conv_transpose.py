@@ -50,17 +50,17 @@ def conv_transpose2d(x: Any, weight: Any, groups: int, out_hw: Pair, stride: Pai
     return col2im(cols, (n, g * co_g, *out_hw), (kh, kw), stride, padding, dilation)  # (N, C_out, Hout, Wout)
 
 
-def conv_transpose2d_backward(dy: Any, x: Any, weight: Any, groups: int, stride: Pair, padding: Pair,
+def conv_transpose2d_backward(dY: Any, x: Any, weight: Any, groups: int, stride: Pair, padding: Pair,
                               dilation: Pair, need_dx: bool = True, need_dw: bool = True) -> tuple[Any, Any]:
     """``(dX, dW)`` of :func:`conv_transpose2d` for an upstream gradient dY (N, C_out, Hout, Wout).
 
     Both come from one patch matrix of dY (the convolution's im2col); either may be skipped (None).
     """
-    xp = array_namespace(dy, weight)
+    xp = array_namespace(dY, weight)
     n, c_in, h, w = x.shape
     _, co_g, kh, kw = weight.shape
     g = groups
-    cols = im2col(dy, (kh, kw), stride, padding, dilation)  # (C_out, kh, kw, N, Ho', Wo')
+    cols = im2col(dY, (kh, kw), stride, padding, dilation)  # (C_out, kh, kw, N, Ho', Wo')
     if tuple(cols.shape[-2:]) != (h, w):  # output_padding >= stride (allowed when < dilation): extra rows
         cols = cols[..., :h, :w]  # no input position reads them
     cols = xp.reshape(cols, (g, co_g * kh * kw, n * h * w))  # (g, C_out/g*kh*kw, N*H*W)

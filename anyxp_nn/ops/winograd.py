@@ -193,18 +193,18 @@ def winograd_outputs(M: Any, n: int, out: Pair, into: Any = None, scratch: "Scra
     return Y
 
 
-def winograd_output_adjoint(dy: Any, scratch: "Scratch | None" = None) -> Any:
+def winograd_output_adjoint(dY: Any, scratch: "Scratch | None" = None) -> Any:
     """dM = A dY_tile A^T without :data:`_SIGN`, the adjoint of :func:`winograd_outputs` up to
     signs: dy (N, O, Ho, Wo) -> (16, O, th*tw*N)."""
-    xp = array_namespace(dy)
-    n, o, ho, wo = dy.shape
+    xp = array_namespace(dY)
+    n, o, ho, wo = dY.shape
     th, tw = winograd_tiles((ho, wo))
     # the output pixels (2a + r, 2b + s) as D[2r + s] (O, th, tw, N); an odd size's extra outputs get 0
-    D = _phases(xp.permute_dims(dy, (1, 0, 2, 3)), (0, 0), (th - 1, tw - 1), scratch, "winograd-dy")
-    Cw = _work(scratch, "winograd-dMc", (2, 4, o, th, tw, n), dy)  # A along columns
+    D = _phases(xp.permute_dims(dY, (1, 0, 2, 3)), (0, 0), (th - 1, tw - 1), scratch, "winograd-dy")
+    Cw = _work(scratch, "winograd-dMc", (2, 4, o, th, tw, n), dY)  # A along columns
     for r in range(2):
         _a_into(D[2 * r], D[2 * r + 1], [Cw[r, nu, ...] for nu in range(4)])
-    dM = _work(scratch, "winograd-dM", (4, 4, o, th, tw, n), dy)
+    dM = _work(scratch, "winograd-dM", (4, 4, o, th, tw, n), dY)
     for nu in range(4):
         _a_into(Cw[0, nu, ...], Cw[1, nu, ...], [dM[xi, nu, ...] for xi in range(4)])
     return xp.reshape(dM, (16, o, th * tw * n))
@@ -240,17 +240,17 @@ def winograd_conv3x3(x: Any, W: Any, padding: Pair, chunks: "list[Pair] | None" 
     return Y
 
 
-def winograd_conv3x3_dx(dy: Any, W: Any, padding: Pair, chunks: "list[Pair] | None" = None,
+def winograd_conv3x3_dx(dY: Any, W: Any, padding: Pair, chunks: "list[Pair] | None" = None,
                         scratch: "Scratch | None" = None) -> Any:
     """dX (C, N, H, W), channel-first, of a 3x3 stride-1 convolution with padding p <= 2.
 
     ``dX = conv(pad(dY, 2 - p), flip_transpose(W))``: each input pixel collects dY over the
     3x3 window of outputs it fed, with the taps rotated by 180 degrees and O, C swapped.
     """
-    return winograd_conv3x3(dy, flip_transpose(W), (2 - padding[0], 2 - padding[1]), chunks, scratch)
+    return winograd_conv3x3(dY, flip_transpose(W), (2 - padding[0], 2 - padding[1]), chunks, scratch)
 
 
-def winograd_conv3x3_dw(x: Any, dy: Any, padding: Pair, chunks: "list[Pair] | None" = None,
+def winograd_conv3x3_dw(x: Any, dY: Any, padding: Pair, chunks: "list[Pair] | None" = None,
                         scratch: "Scratch | None" = None) -> Any:
     """dW (O, C, 3, 3) of a 3x3 stride-1 convolution: ``G^T (sum over tiles of dM V^T) G``.
 
@@ -259,11 +259,11 @@ def winograd_conv3x3_dw(x: Any, dy: Any, padding: Pair, chunks: "list[Pair] | No
     """
     xp = array_namespace(x)
     n = x.shape[0]
-    out = tuple(dy.shape[2:])
+    out = tuple(dY.shape[2:])
     dU = None
     for a, z in chunks if chunks is not None else [(0, n)]:
         V = winograd_inputs(x[a:z, ...], padding, out, scratch)  # (16, C, P)
-        part = winograd_output_adjoint(dy[a:z, ...], scratch) @ xp.matrix_transpose(V)  # (16, O, C)
+        part = winograd_output_adjoint(dY[a:z, ...], scratch) @ xp.matrix_transpose(V)  # (16, O, C)
         if dU is None:
             dU = part
         else:

@@ -11,7 +11,8 @@ from .detection import decode_grid, detection_loss, encode_grid
 from .canvases import make_detection_canvases, make_segmentation_canvases
 from .models import grid_detector, unet
 
-__all__ = ["box_area", "box_convert", "box_iou", "batched_nms", "average_precision", "confusion_matrix",
-           "match_detections", "mean_average_precision", "mean_iou", "pixel_accuracy", "pixel_cross_entropy",
-           "decode_grid", "detection_loss", "encode_grid", "make_detection_canvases",
-           "make_segmentation_canvases", "grid_detector", "unet"]
+__all__ = [
+    "average_precision", "batched_nms", "box_area", "box_convert", "box_iou", "confusion_matrix", "decode_grid",
+    "detection_loss", "encode_grid", "grid_detector", "make_detection_canvases", "make_segmentation_canvases",
+    "match_detections", "mean_average_precision", "mean_iou", "pixel_accuracy", "pixel_cross_entropy", "unet"
+]
