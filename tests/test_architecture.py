@@ -38,6 +38,7 @@ RANKS: dict[int, tuple[str, ...]] = {
 TOP = 9
 GROUP_RANK = {group: rank for rank, groups in RANKS.items() for group in groups}
 
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
