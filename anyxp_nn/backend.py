@@ -243,9 +243,15 @@ class Backend:
         changed = [(set_, n) for (get, set_), n in zip(pools, before) if n > free]
         for set_, _ in changed:
             set_(free)
+        scope: dict = {"held": None}  # BLAS sizes before parallel_map held the pools at one thread
+        _scopes.append(scope)
         try:
             yield min([free] + before) if pools else 0
         finally:
+            _scopes.pop()
+            if scope["held"] is not None:
+                for (_, set_), n in zip(_thread_pools(self.name), scope["held"]):
+                    set_(n)
             for set_, n in changed:
                 set_(n)
 
@@ -255,29 +261,78 @@ class Backend:
         pools = _thread_pools(self.name) if self.parallel_chunks else []
         if not pools:
             return 1
+        held = _scopes[-1]["held"] if _scopes else None
+        sizes = held if held is not None else [get() for get, _ in pools]
         free = max(1, int(_core_meter.free_cores() + 0.5)) if self.adapt_threads else self.usable_cores
-        return max(1, min([free] + [get() for get, _ in pools]))
+        return max(1, min([free] + sizes))
 
     def parallel_map(self, fn: Callable[[Any], Any], items: list) -> list:
         """``[fn(item) for item in items]``, on :meth:`host_threads` Python threads when that is > 1.
 
-        For pieces that release the GIL (NumPy copies and GEMMs on disjoint slices).  While they
-        run, the BLAS pool is held at one thread per caller (each piece is one core's work) and
-        restored afterwards.  Results come back in ``items`` order, so reductions over them
+        For pieces that release the GIL (NumPy copies, ufuncs and GEMMs on disjoint slices).
+        While they run, the BLAS pool is held at one thread (each piece is one core's work):
+        inside a :meth:`cpu_threads` scope until the scope ends (switching the pool and waking
+        its idle workers around every call cost more than the threads gained), outside one
+        until the call returns.  Results come back in ``items`` order, so reductions over them
         are deterministic.  Work buffers from :meth:`scratch` are per thread.
         """
         n = min(self.host_threads(), len(items))
         if n < 2:
             return [fn(item) for item in items]
         pools = _thread_pools(self.name)
-        before = [get() for get, _ in pools]
-        for _, set_ in pools:
-            set_(1)
+        scope = _scopes[-1] if _scopes else None
+        restore = None
+        if scope is None or scope["held"] is None:
+            before = [get() for get, _ in pools]
+            for (_, set_), k in zip(pools, before):
+                if k != 1:
+                    set_(1)
+            if scope is not None:
+                scope["held"] = before
+            else:
+                restore = before
         try:
             return list(_executor(n).map(fn, items))
         finally:
-            for (_, set_), k in zip(pools, before):
-                set_(k)
+            if restore is not None:
+                for (_, set_), k in zip(pools, restore):
+                    set_(k)
+
+    #: Elementwise passes over at least this many elements go to :meth:`blockwise`'s threads;
+    #: smaller ones cost more in thread hand-off than they save.
+    blockwise_min_size = 1 << 18
+
+    def blockwise(self, fn: Callable[[int, int], Any], likes: "list[Any]", n: int, size: int,
+                  axis: int = 1) -> Any:
+        """``fn(0, n)``, or the same result assembled from ``fn(a, b)`` over blocks of ``[0, n)``
+        run on :meth:`host_threads` Python threads.
+
+        ``fn(a, b)`` returns a tuple of arrays, each the block ``[a, b)`` along ``axis`` of the
+        output shaped like the matching array in ``likes`` (``empty_like``: the same shape,
+        dtype, device and, on NumPy, memory order); ``size`` is the work's element count.  For
+        per-channel and elementwise passes (ReLU, BatchNorm): NumPy's ufuncs run on one core and
+        release the GIL.  Threads are used only while :meth:`parallel_map` holds the BLAS pool at
+        one thread (a convolution's batch chunks ran there this step), so they never compete
+        with BLAS workers that spin after a GEMM, and only for ``size >= blockwise_min_size``.
+        Each thread writes its blocks into the outputs (the copy costs one pass over data
+        still in cache; the standard has no ``out=``).  Blocks do not overlap, so the result is
+        exact, whatever the thread count.
+        """
+        threads = self.host_threads() if _scopes and _scopes[-1]["held"] is not None else 1
+        if threads < 2 or size < self.blockwise_min_size or n < 2:
+            return fn(0, n)
+        k = min(n, 4 * threads)  # a few blocks per thread: temporaries stay in cache, load balances
+        blocks = [(n * i // k, n * (i + 1) // k) for i in range(k)]
+        outs = [self.xp.empty_like(like) for like in likes]
+        lead = (slice(None),) * axis
+
+        def run(part: "list[tuple[int, int]]") -> None:
+            for a, b in part:
+                for out, r in zip(outs, fn(a, b)):
+                    out[lead + (slice(a, b), ...)] = r
+
+        self.parallel_map(run, [blocks[t::threads] for t in range(threads)])
+        return tuple(outs)
 
     @property
     def usable_cores(self) -> int:
@@ -358,6 +413,8 @@ class _CoreMeter:
 
 
 _core_meter = _CoreMeter()
+#: Open :meth:`Backend.cpu_threads` scopes, innermost last (the pools are process-wide).
+_scopes: list[dict] = []
 _pools: dict[str, list] = {}
 
 

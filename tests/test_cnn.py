@@ -182,7 +182,8 @@ def test_batch_chunks_is_pure():
     assert batch_chunks(7, 100, 200, whole_below=1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
     assert batch_chunks(80, 100, None) == [(0, 80)]  # no budget (GPUs): one chunk
     assert batch_chunks(0, 100, 1000) == []  # an empty batch
-    assert batch_chunks(5, 100, None, min_chunks=2) == [(0, 3), (3, 5)]  # one chunk per host thread
+    assert batch_chunks(5, 100, None, min_chunks=2) == [(0, 2), (2, 5)]  # one chunk per host thread
+    assert batch_chunks(32, 100, 500, min_chunks=2) == [(4 * i, 4 * i + 4) for i in range(8)]  # 7 -> 8 chunks
     assert batch_chunks(1, 100, None, min_chunks=2) == [(0, 1)]
 
 
