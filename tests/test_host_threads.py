@@ -17,7 +17,6 @@ def _threaded(backend, monkeypatch):
 
 def test_blockwise_runs_blocks_on_threads_only_while_blas_is_held(backend, monkeypatch):
     _threaded(backend, monkeypatch)
-    xp = backend.xp
     x = backend.asarray(np.arange(24.0).reshape(2, 6, 2))
     calls = []
 
@@ -25,17 +24,21 @@ def test_blockwise_runs_blocks_on_threads_only_while_blas_is_held(backend, monke
         calls.append((a, b))
         return (x[:, a:b, ...] * 2.0,)
 
-    assert backend.blockwise(double, [x], 6, 24)[0].shape == (2, 6, 2) and calls == [(0, 6)]  # no scope: one pass
+    assert backend.work_blocks(6, 24) == [(0, 6)]  # no scope: one pass
     with backend.cpu_threads():
-        calls.clear()
-        backend.blockwise(double, [x], 6, 24)
-        assert calls == [(0, 6)]  # BLAS not held yet: one pass
+        assert backend.work_blocks(6, 24) == [(0, 6)]  # BLAS not held yet: one pass
         backend.parallel_map(lambda i: i, [0, 1])  # as Conv2D's chunks do: holds BLAS for the scope
-        calls.clear()
-        (y,) = backend.blockwise(double, [x], 6, 24)
-        assert sorted(calls) == [(i, i + 1) for i in range(6)]  # 4 blocks per thread, at most n
+        blocks = backend.work_blocks(6, 24)
+        assert blocks == [(i, i + 1) for i in range(6)]  # 4 blocks per thread, at most n
+        monkeypatch.setattr(backend, "blockwise_min_size", 25)
+        assert backend.work_blocks(6, 24) == [(0, 6)]  # too little work for threads
+        (y,) = backend.blockwise(double, [x], blocks)
+        assert sorted(calls) == blocks
     np.testing.assert_array_equal(backend.to_numpy(y), backend.to_numpy(x) * 2.0)
-    assert y.dtype == xp.float64 or y.dtype == x.dtype
+    calls.clear()
+    assert backend.to_numpy(backend.blockwise(double, [x], [(0, 6)])[0]).shape == (2, 6, 2) and calls == [(0, 6)]
+    monkeypatch.setattr(backend, "host_threads", lambda: 1)  # cores got busy: the same blocks, in turn
+    np.testing.assert_array_equal(backend.to_numpy(backend.blockwise(double, [x], blocks)[0]), backend.to_numpy(y))
 
 
 def test_parallel_map_holds_blas_at_one_thread_until_the_scope_ends(monkeypatch):
@@ -55,16 +58,17 @@ def test_parallel_map_holds_blas_at_one_thread_until_the_scope_ends(monkeypatch)
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
-def test_batchnorm_and_relu_in_blocks_match_one_pass(backend, monkeypatch, train):
+def test_batchnorm_relu_maxpool_in_blocks_match_one_pass(backend, monkeypatch, train):
     from anyxp_nn.testing import gradcheck
     rng = np.random.default_rng(0)
-    x = backend.asarray(rng.standard_normal((3, 5, 4, 3)))
-    dy = backend.asarray(rng.standard_normal((3, 5, 4, 3)))
+    x = backend.asarray(np.round(rng.standard_normal((3, 5, 4, 6)), 1))  # rounded: max-pool ties
+    dy = backend.asarray(rng.standard_normal((3, 5, 2, 3)))
     out = {}
     for mode in ("one pass", "blocks"):
         if mode == "blocks":
             _threaded(backend, monkeypatch)
-        model = nn.Sequential(nn.BatchNorm2D(5, backend=backend, dtype="float64"), nn.ReLU(backend=backend))
+        model = nn.Sequential(nn.BatchNorm2D(5, backend=backend, dtype="float64"), nn.ReLU(backend=backend),
+                              nn.MaxPool2D(2, backend=backend))
         with backend.cpu_threads():
             if mode == "blocks":
                 backend.parallel_map(lambda i: i, [0, 1])  # hold BLAS, as a Conv2D's chunks would
@@ -75,6 +79,7 @@ def test_batchnorm_and_relu_in_blocks_match_one_pass(backend, monkeypatch, train
                                                        bn.running_var)]
             if mode == "blocks" and train:
                 gradcheck(nn.Sequential(nn.BatchNorm2D(5, backend=backend, dtype="float64"),
-                                        nn.ReLU(backend=backend)), x)
+                                        nn.ReLU(backend=backend), nn.MaxPool2D(2, backend=backend)),
+                          backend.asarray(rng.standard_normal((3, 5, 4, 6))))
     for got, want in zip(out["blocks"], out["one pass"]):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)

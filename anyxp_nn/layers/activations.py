@@ -43,7 +43,8 @@ class ReLU(_Elementwise):
         if x.ndim == 0:
             y = xp.maximum(x, 0.0)
         else:  # in batch blocks on host threads where the backend says they help
-            (y,) = be.blockwise(lambda a, b: (xp.maximum(x[a:b, ...], 0.0),), [x], x.shape[0], math.prod(x.shape), axis=0)
+            blocks = be.work_blocks(x.shape[0], math.prod(x.shape))
+            (y,) = be.blockwise(lambda a, b: (xp.maximum(x[a:b, ...], 0.0),), [x], blocks, axis=0)
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
             if not need_dx:
@@ -52,8 +53,9 @@ class ReLU(_Elementwise):
             # (benchmarks/README.md)
             if dY.ndim == 0:
                 return dY * xp.astype(y > 0.0, dY.dtype)
+            blocks = be.work_blocks(dY.shape[0], math.prod(dY.shape))
             (dX,) = be.blockwise(lambda a, b: (dY[a:b, ...] * xp.astype(y[a:b, ...] > 0.0, dY.dtype),), [dY],
-                                 dY.shape[0], math.prod(dY.shape), axis=0)
+                                 blocks, axis=0)
             return dX
 
         return y, backprop

@@ -93,8 +93,8 @@ class _BatchNorm(Layer):
             return y, xc, mu, var, invstd, scale
 
         # channel blocks on host threads where the backend says they help
-        y, xc, mu, var, invstd, scale = be.blockwise(normalise, [x, x, w, w, w, w], self.num_features,
-                                                     math.prod(x.shape))
+        blocks = be.work_blocks(self.num_features, math.prod(x.shape))
+        y, xc, mu, var, invstd, scale = be.blockwise(normalise, [x, x, w, w, w, w], blocks)
         if train:
             mom = self.momentum
             self.register_buffer("running_mean", (1.0 - mom) * self.running_mean + mom * xp.reshape(mu, (-1,)))
@@ -116,7 +116,7 @@ class _BatchNorm(Layer):
                     dX -= sc * db * (1.0 / m)
                 return dw, db, dX  # in evaluation the statistics are constants: dX = dY w invstd
 
-            out = be.blockwise(grads, [w, w] + ([dY] if need_dx else []), self.num_features, math.prod(dY.shape))
+            out = be.blockwise(grads, [w, w] + ([dY] if need_dx else []), blocks)
             if W.requires_grad:
                 W.accumulate(xp.reshape(out[0], (-1,)))
             if b.requires_grad:
