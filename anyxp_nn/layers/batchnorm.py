@@ -75,12 +75,21 @@ class _BatchNorm(Layer):
         m = math.prod(x.shape) // self.num_features  # values per channel
         eps = self.eps
 
+        perm = (1, 0) + tuple(range(2, x.ndim))
+
+        def channel_dot(u: Any, v: Any) -> Any:
+            """sum over all axes but the channel one of u * v, as (1, c, 1, ...): a dot product per
+            channel row, with no full-size temporary (a view, no copy, for channel-first memory)."""
+            c = u.shape[1]
+            rows = [xp.reshape(xp.permute_dims(t, perm), (c, -1)) for t in (u, v)]  # (c, m)
+            return xp.reshape(xp.vecdot(rows[0], rows[1]), (1, c) + (1,) * (x.ndim - 2))
+
         def normalise(a: int, z: int) -> tuple[Any, ...]:  # channels [a, z): every pass is per channel
             xs = x[:, a:z, ...]
             if train:
                 mu = xp.mean(xs, axis=axes, keepdims=True)
                 xc = xs - mu
-                var = xp.mean(xc * xc, axis=axes, keepdims=True)
+                var = channel_dot(xc, xc) * (1.0 / m)
             else:
                 mu, var = rmean[:, a:z, ...], rvar[:, a:z, ...]
                 xc = xs - mu
@@ -105,7 +114,7 @@ class _BatchNorm(Layer):
         def backprop(dY: Any, need_dx: bool = True) -> Any:
             def grads(a: int, z: int) -> tuple[Any, ...]:
                 dYs, xcs, inv, sc = dY[:, a:z, ...], xc[:, a:z, ...], invstd[:, a:z, ...], scale[:, a:z, ...]
-                dw = xp.sum(dYs * xcs, axis=axes, keepdims=True) * inv  # (1, C, 1, ...) = sum(dY xhat)
+                dw = channel_dot(dYs, xcs) * inv  # (1, C, 1, ...) = sum(dY xhat)
                 db = xp.sum(dYs, axis=axes, keepdims=True)
                 if not need_dx:
                     return dw, db
