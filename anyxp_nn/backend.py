@@ -298,54 +298,6 @@ class Backend:
                 for (_, set_), k in zip(pools, restore):
                     set_(k)
 
-    #: Elementwise passes over at least this many elements go to :meth:`blockwise`'s threads;
-    #: smaller ones cost more in thread hand-off than they save.
-    blockwise_min_size = 1 << 18
-
-    def work_blocks(self, n: int, size: int) -> "list[tuple[int, int]]":
-        """Blocks ``[(a, b)]`` of ``range(n)`` for :meth:`blockwise`: ``[(0, n)]`` (one pass) unless
-        host threads help now, else a few blocks per thread (their temporaries stay in cache).
-
-        Threads help only while :meth:`parallel_map` holds the BLAS pool at one thread (a
-        convolution's batch chunks ran on threads in this :meth:`cpu_threads` scope), so they
-        never compete with BLAS workers that spin after a GEMM, and only for work of at least
-        ``blockwise_min_size`` elements (``size``).
-        """
-        threads = self.host_threads() if _scopes and _scopes[-1]["held"] is not None else 1
-        if threads < 2 or size < self.blockwise_min_size or n < 2:
-            return [(0, n)]
-        k = min(n, 4 * threads)
-        return [(n * i // k, n * (i + 1) // k) for i in range(k)]
-
-    def blockwise(self, fn: Callable[[int, int], Any], likes: "list[Any]", blocks: "list[tuple[int, int]]",
-                  axis: int = 1) -> Any:
-        """``fn(a, b)`` over ``blocks`` (from :meth:`work_blocks`), assembled: ``fn(*blocks[0])``
-        itself for one block, else the blocks run on :meth:`host_threads` Python threads.
-
-        ``fn(a, b)`` returns a tuple of arrays, each the block ``[a, b)`` along ``axis`` of the
-        output shaped like the matching array in ``likes`` (``empty_like``: the same shape,
-        dtype, device and, on NumPy, memory order).  For per-channel and elementwise passes
-        (ReLU, BatchNorm, pooling): NumPy's ufuncs run on one core and release the GIL.  Each
-        thread writes its blocks into the outputs (one more pass, over data still in cache: the
-        standard has no ``out=``).  Blocks do not overlap, so the numbers are those of one pass.
-        """
-        if len(blocks) == 1:
-            return fn(*blocks[0])
-        outs = [self.xp.empty_like(like) for like in likes]
-        lead = (slice(None),) * axis
-        threads = min(len(blocks), self.host_threads())
-
-        def run(part: "list[tuple[int, int]]") -> None:
-            for a, b in part:
-                for out, r in zip(outs, fn(a, b)):
-                    out[lead + (slice(a, b), ...)] = r
-
-        if threads < 2:  # the cores got busy since the blocks were chosen: the same blocks in turn
-            run(blocks)
-        else:
-            list(_executor(threads).map(run, [blocks[t::threads] for t in range(threads)]))
-        return tuple(outs)
-
     @property
     def usable_cores(self) -> int:
         return _core_meter.usable

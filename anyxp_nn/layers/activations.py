@@ -38,28 +38,15 @@ class ReLU(_Elementwise):
     """max(x, 0)."""
 
     def forward(self, x: Any, train: "bool | None" = None) -> tuple[Any, Backprop]:
-        be = self._check_input(x)
-        xp = be.xp
-        if x.ndim == 0:
-            y = xp.maximum(x, 0.0)
-        else:  # in batch blocks on host threads where the backend says they help
-            blocks = be.work_blocks(x.shape[0], math.prod(x.shape))
-            (y,) = be.blockwise(lambda a, b: (xp.maximum(x[a:b, ...], 0.0),), [x], blocks, axis=0)
+        xp = self._check_input(x).xp
+        y = xp.maximum(x, 0.0)
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
-            if not need_dx:
-                return None
             # a 0/1 mask multiply: much cheaper than where(y > 0, dY, 0.0) on NumPy and PyTorch
             # (benchmarks/README.md)
-            if dY.ndim == 0:
-                return dY * xp.astype(y > 0.0, dY.dtype)
-            blocks = be.work_blocks(dY.shape[0], math.prod(dY.shape))
-            (dX,) = be.blockwise(lambda a, b: (dY[a:b, ...] * xp.astype(y[a:b, ...] > 0.0, dY.dtype),), [dY],
-                                 blocks, axis=0)
-            return dX
+            return dY * xp.astype(y > 0.0, dY.dtype) if need_dx else None
 
         return y, backprop
-
 
 
 class LeakyReLU(_Elementwise):

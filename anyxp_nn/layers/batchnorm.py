@@ -69,71 +69,52 @@ class _BatchNorm(Layer):
         axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel one
         shape = (1, self.num_features) + (1,) * (x.ndim - 2)  # broadcasts a (C,) vector
         W, b = self.weight, self.bias
-        be = self.backend
-        w, bias = xp.reshape(W.data, shape), xp.reshape(b.data, shape)
-        rmean, rvar = xp.reshape(self.running_mean, shape), xp.reshape(self.running_var, shape)
+        w = xp.reshape(W.data, shape)
         m = math.prod(x.shape) // self.num_features  # values per channel
-        eps = self.eps
-
         perm = (1, 0) + tuple(range(2, x.ndim))
 
         def channel_dot(u: Any, v: Any) -> Any:
-            """sum over all axes but the channel one of u * v, as (1, c, 1, ...): a dot product per
-            channel row, with no full-size temporary (a view, no copy, for channel-first memory)."""
-            c = u.shape[1]
-            rows = [xp.reshape(xp.permute_dims(t, perm), (c, -1)) for t in (u, v)]  # (c, m)
-            return xp.reshape(xp.vecdot(rows[0], rows[1]), (1, c) + (1,) * (x.ndim - 2))
+            """sum over every axis but the channel one of u * v, as (1, C, 1, ...): one dot product
+            per channel row, no full-size temporary (the rows are a view of channel-first memory)."""
+            rows = [xp.reshape(xp.permute_dims(t, perm), (self.num_features, m)) for t in (u, v)]  # (C, m)
+            return xp.reshape(xp.vecdot(rows[0], rows[1]), shape)
 
-        def normalise(a: int, z: int) -> tuple[Any, ...]:  # channels [a, z): every pass is per channel
-            xs = x[:, a:z, ...]
-            if train:
-                mu = xp.mean(xs, axis=axes, keepdims=True)
-                xc = xs - mu
-                var = channel_dot(xc, xc) * (1.0 / m)
-            else:
-                mu, var = rmean[:, a:z, ...], rvar[:, a:z, ...]
-                xc = xs - mu
-            invstd = 1.0 / xp.sqrt(var + eps)  # (1, C, 1, ...)
-            # y = w xhat + b with xhat = xc * invstd folded into one per-channel scale:
-            # full-size arrays are the cost here, so only xc and y are made (and kept)
-            scale = w[:, a:z, ...] * invstd
-            y = xc * scale
-            y += bias[:, a:z, ...]
-            return y, xc, mu, var, invstd, scale
-
-        # channel blocks on host threads where the backend says they help
-        blocks = be.work_blocks(self.num_features, math.prod(x.shape))
-        y, xc, mu, var, invstd, scale = be.blockwise(normalise, [x, x, w, w, w, w], blocks)
         if train:
+            mu = xp.mean(x, axis=axes, keepdims=True)
+            xc = x - mu
+            var = channel_dot(xc, xc) * (1.0 / m)
+            invstd = 1.0 / xp.sqrt(var + self.eps)  # (1, C, 1, ...)
             mom = self.momentum
             self.register_buffer("running_mean", (1.0 - mom) * self.running_mean + mom * xp.reshape(mu, (-1,)))
             self.register_buffer("running_var", (1.0 - mom) * self.running_var
                                  + (mom * m / (m - 1)) * xp.reshape(var, (-1,)))
             self.register_buffer("num_batches_tracked", self.num_batches_tracked + 1)
+        else:
+            xc = x - xp.reshape(self.running_mean, shape)
+            invstd = xp.reshape(1.0 / xp.sqrt(self.running_var + self.eps), shape)
+        # y = w xhat + b with xhat = xc * invstd folded into one per-channel scale:
+        # full-size arrays are the cost here, so only xc and y are made (and kept)
+        scale = w * invstd  # (1, C, 1, ...)
+        y = xc * scale
+        y += xp.reshape(b.data, shape)
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
-            def grads(a: int, z: int) -> tuple[Any, ...]:
-                dYs, xcs, inv, sc = dY[:, a:z, ...], xc[:, a:z, ...], invstd[:, a:z, ...], scale[:, a:z, ...]
-                dw = channel_dot(dYs, xcs) * inv  # (1, C, 1, ...) = sum(dY xhat)
-                db = xp.sum(dYs, axis=axes, keepdims=True)
-                if not need_dx:
-                    return dw, db
-                dX = dYs * sc
-                if train:
-                    # dX = w invstd (dY - db/m - xhat dw/m): mean(g) = w db / m, mean(g xhat) = w dw / m
-                    dX -= xcs * (sc * inv * dw * (1.0 / m))
-                    dX -= sc * db * (1.0 / m)
-                return dw, db, dX  # in evaluation the statistics are constants: dX = dY w invstd
-
-            out = be.blockwise(grads, [w, w] + ([dY] if need_dx else []), blocks)
+            dw = channel_dot(dY, xc) * invstd  # (1, C, 1, ...) = sum(dY xhat)
+            db = xp.sum(dY, axis=axes, keepdims=True)
             if W.requires_grad:
-                W.accumulate(xp.reshape(out[0], (-1,)))
+                W.accumulate(xp.reshape(dw, (-1,)))
             if b.requires_grad:
-                b.accumulate(xp.reshape(out[1], (-1,)))
-            return out[2] if need_dx else None
+                b.accumulate(xp.reshape(db, (-1,)))
+            if not need_dx:
+                return None
+            dX = dY * scale
+            if train:
+                # dX = w invstd (dY - db/m - xhat dw/m): mean(g) = w db / m, mean(g xhat) = w dw / m
+                dX -= xc * (scale * invstd * dw * (1.0 / m))
+                dX -= scale * db * (1.0 / m)
+            return dX  # in evaluation the statistics are constants: dX = dY w invstd
 
         return y, backprop
-
 
 
 class BatchNorm1D(_BatchNorm):

@@ -1,7 +1,6 @@
 """Pooling layers over NCHW input: windowed max/average and global max/average."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .._checks import pair
@@ -39,27 +38,10 @@ class _Pool2D(Layer):
             (kh, kw), (ph, pw) = self.kernel_size, self.padding
             raise ValueError(f"{self._name()}: kernel {kh}x{kw} is larger than the padded input "
                              f"{h + 2 * ph}x{w + 2 * pw} (input {h}x{w}, padding {ph}x{pw})")
-        op, be = type(self)._op, self.backend
-        if self.padding != (0, 0):
-            y, backward = op(x, self.kernel_size, self.stride, self.padding)
-            return y, lambda dY, need_dx=True: backward(dY) if need_dx else None
-        # channel blocks on host threads where the backend says they help; y in x's memory order
-        (sh, sw), (kh, kw) = self.stride, self.kernel_size
-        like = x[:, :, 0:(ho - 1) * sh + 1:sh, 0:(wo - 1) * sw + 1:sw]  # (N, C, Ho, Wo), for y's layout
-        backwards = {}
-
-        def pool(a: int, b: int) -> tuple[Any]:
-            y, backwards[a] = op(x[:, a:b, ...], self.kernel_size, self.stride, self.padding)
-            return (y,)
-
-        blocks = be.work_blocks(x.shape[1], math.prod(x.shape))
-        (y,) = be.blockwise(pool, [like], blocks)
+        y, backward = type(self)._op(x, self.kernel_size, self.stride, self.padding)
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
-            if not need_dx:
-                return None
-            (dx,) = be.blockwise(lambda a, b: (backwards[a](dY[:, a:b, ...]),), [x], blocks)
-            return dx
+            return backward(dY) if need_dx else None
 
         return y, backprop
 
