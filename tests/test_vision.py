@@ -192,6 +192,39 @@ def test_pixel_cross_entropy_errors(backend):
         V.pixel_cross_entropy(z, backend.asarray(np.zeros((2, 4, 4), dtype=np.float32)))
 
 
+def test_soft_dice_loss_matches_torch_autograd(backend):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, (2, 4, 3, 5))
+    y = rng.integers(0, 3, (2, 3, 5))  # class 3 absent: its Dice is 1 only through the smoothing
+    for smooth in (1.0, 0.0):
+        if smooth == 0.0:
+            y[0, 0, 0] = 3
+        loss, dz = V.soft_dice_loss(backend.asarray(z, dtype="float64"), backend.asarray(y), smooth=smooth)
+        zt = torch.tensor(z, requires_grad=True)
+        p = torch.softmax(zt, dim=1)
+        g = torch.nn.functional.one_hot(torch.tensor(y), 4).permute(0, 3, 1, 2).double()
+        inter, total = (p * g).sum((0, 2, 3)), p.sum((0, 2, 3)) + g.sum((0, 2, 3))
+        ref = 1 - ((2 * inter + smooth) / (total + smooth)).mean()
+        ref.backward()
+        assert float(_np(loss)) == pytest.approx(ref.item(), rel=1e-10)
+        np.testing.assert_allclose(_np(dz), zt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        assert backend.owns(dz) and dz.dtype == backend.xp.float64
+
+
+def test_soft_dice_loss_errors(backend):
+    z = backend.asarray(np.zeros((2, 3, 4, 4), dtype=np.float32))
+    labels = backend.asarray(np.zeros((2, 4, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"soft_dice_loss: `labels` must be \(2, 4, 4\)"):
+        V.soft_dice_loss(z, backend.asarray(np.zeros((2, 4), dtype=np.int64)))
+    with pytest.raises(TypeError, match=r"soft_dice_loss: `labels` must be integer class ids"):
+        V.soft_dice_loss(z, backend.asarray(np.zeros((2, 4, 4), dtype=np.float32)))
+    with pytest.raises(TypeError, match=r"soft_dice_loss: `logits` must be real floating"):
+        V.soft_dice_loss(labels, labels)
+    with pytest.raises(ValueError, match=r"soft_dice_loss: `smooth` must be a number >= 0, got -1"):
+        V.soft_dice_loss(z, labels, smooth=-1)
+
+
 # -- the grid detector --------------------------------------------------------------------------------
 def _gt():
     boxes = np.array([[[2, 3, 14, 20], [30, 30, 44, 46], [0, 0, 0, 0]],
