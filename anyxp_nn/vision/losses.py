@@ -16,6 +16,20 @@ from array_api_compat import array_namespace, device as _device
 __all__ = ["pixel_cross_entropy", "soft_dice_loss"]
 
 
+def _check_logits_labels(xp: Any, logits: Any, labels: Any, fn: str) -> int:
+    """The number of classes C of (N, C, ...) real logits and (N, ...) integer labels; errors name ``fn``."""
+    if not xp.isdtype(logits.dtype, "real floating"):
+        raise TypeError(f"{fn}: `logits` must be real floating, got dtype {logits.dtype}")
+    if logits.ndim < 2:
+        raise ValueError(f"{fn}: `logits` must be (N, C, H, W), got shape {tuple(logits.shape)}")
+    want = (logits.shape[0],) + tuple(logits.shape[2:])
+    if tuple(labels.shape) != want:
+        raise ValueError(f"{fn}: `labels` must be {want} for logits {tuple(logits.shape)}, got {tuple(labels.shape)}")
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise TypeError(f"{fn}: `labels` must be integer class ids, got dtype {labels.dtype}")
+    return logits.shape[1]
+
+
 def pixel_cross_entropy(logits: Any, labels: Any, weight: Any = None, *, ignore_index: int = -100) -> tuple[Any, Any]:
     """Softmax cross-entropy over axis 1 of (N, C, H, W) logits against (N, H, W) class ids.
 
@@ -31,16 +45,7 @@ def pixel_cross_entropy(logits: Any, labels: Any, weight: Any = None, *, ignore_
     """
     xp = array_namespace(logits, labels)
     fn = "pixel_cross_entropy"
-    if not xp.isdtype(logits.dtype, "real floating"):
-        raise TypeError(f"{fn}: `logits` must be real floating, got dtype {logits.dtype}")
-    if logits.ndim < 2:
-        raise ValueError(f"{fn}: `logits` must be (N, C, H, W), got shape {tuple(logits.shape)}")
-    n, c = logits.shape[0], logits.shape[1]
-    want = (n,) + tuple(logits.shape[2:])
-    if tuple(labels.shape) != want:
-        raise ValueError(f"{fn}: `labels` must be {want} for logits {tuple(logits.shape)}, got {tuple(labels.shape)}")
-    if not xp.isdtype(labels.dtype, "integral"):
-        raise TypeError(f"{fn}: `labels` must be integer class ids, got dtype {labels.dtype}")
+    c = _check_logits_labels(xp, logits, labels, fn)
     dev = _device(logits)
     classes = xp.reshape(xp.arange(c, dtype=labels.dtype, device=dev), (1, c) + (1,) * (logits.ndim - 2))
     onehot = xp.astype(labels[:, None, ...] == classes, logits.dtype)  # (N, C, H, W); ignored pixels: all 0
@@ -87,16 +92,7 @@ def soft_dice_loss(logits: Any, labels: Any, *, smooth: float = 1.0) -> tuple[An
     """
     xp = array_namespace(logits, labels)
     fn = "soft_dice_loss"
-    if not xp.isdtype(logits.dtype, "real floating"):
-        raise TypeError(f"{fn}: `logits` must be real floating, got dtype {logits.dtype}")
-    if logits.ndim < 2:
-        raise ValueError(f"{fn}: `logits` must be (N, C, H, W), got shape {tuple(logits.shape)}")
-    n, c = logits.shape[0], logits.shape[1]
-    want = (n,) + tuple(logits.shape[2:])
-    if tuple(labels.shape) != want:
-        raise ValueError(f"{fn}: `labels` must be {want} for logits {tuple(logits.shape)}, got {tuple(labels.shape)}")
-    if not xp.isdtype(labels.dtype, "integral"):
-        raise TypeError(f"{fn}: `labels` must be integer class ids, got dtype {labels.dtype}")
+    c = _check_logits_labels(xp, logits, labels, fn)
     if not isinstance(smooth, (int, float)) or isinstance(smooth, bool) or smooth < 0:
         raise ValueError(f"{fn}: `smooth` must be a number >= 0, got {smooth!r}")
     dev = _device(logits)
