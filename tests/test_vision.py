@@ -225,6 +225,33 @@ def test_soft_dice_loss_errors(backend):
         V.soft_dice_loss(z, labels, smooth=-1)
 
 
+def test_segmentation_loss_is_cross_entropy_plus_dice(backend):
+    rng = np.random.default_rng(4)
+    z = backend.asarray(rng.normal(0, 2, (2, 4, 3, 5)), dtype="float64")
+    y = backend.asarray(rng.integers(0, 3, (2, 3, 5)))
+    w = backend.asarray(np.array([0.2, 1.0, 3.0, 0.5]), dtype="float64")
+    for weight, dice in ((w, 0.7), (None, 1.0), (w, 0.0)):
+        loss, dz = V.segmentation_loss(z, y, weight, dice=dice, smooth=0.5)
+        l_ce, d_ce = V.pixel_cross_entropy(z, y, weight)
+        l_dice, d_dice = V.soft_dice_loss(z, y, smooth=0.5)
+        assert float(_np(loss)) == pytest.approx(float(_np(l_ce)) + dice * float(_np(l_dice)), rel=1e-12)
+        np.testing.assert_allclose(_np(dz), _np(d_ce) + dice * _np(d_dice), rtol=1e-10, atol=1e-14)
+        assert backend.owns(dz) and dz.dtype == backend.xp.float64
+
+
+def test_segmentation_loss_errors(backend):
+    z = backend.asarray(np.zeros((2, 3, 4, 4), dtype=np.float32))
+    labels = backend.asarray(np.zeros((2, 4, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"segmentation_loss: `labels` must be \(2, 4, 4\)"):
+        V.segmentation_loss(z, backend.asarray(np.zeros((2, 4), dtype=np.int64)))
+    with pytest.raises(ValueError, match=r"segmentation_loss: `weight` must be \(3,\) for 3 classes"):
+        V.segmentation_loss(z, labels, backend.asarray(np.ones(2, dtype=np.float32)))
+    with pytest.raises(ValueError, match=r"segmentation_loss: `dice` must be a number >= 0, got -0.5"):
+        V.segmentation_loss(z, labels, dice=-0.5)
+    with pytest.raises(ValueError, match=r"segmentation_loss: `smooth` must be a number >= 0, got True"):
+        V.segmentation_loss(z, labels, smooth=True)
+
+
 # -- the grid detector --------------------------------------------------------------------------------
 def _gt():
     boxes = np.array([[[2, 3, 14, 20], [30, 30, 44, 46], [0, 0, 0, 0]],

@@ -6,9 +6,8 @@ each pixel is background (0) or the ink of digit d (1 + d), 11 classes.  The U-N
 (Ronneberger et al., 2015) has a four-level encoder (conv-conv, max-pool), a decoder that
 upsamples (2x2 stride-2 ``ConvTranspose2D``), concatenates the encoder's features at the same resolution (skip connections,
 ``Concatenate(Identity(), inner)``) and convolves, and a 1x1 conv to the class logits.
-It trains on the class-weighted per-pixel cross-entropy
-(:func:`anyxp_nn.vision.pixel_cross_entropy`) plus the soft Dice loss
-(:func:`anyxp_nn.vision.soft_dice_loss`, the usual "CE + Dice" of segmentation practice: Dice
+It trains on the class-weighted per-pixel cross-entropy plus the soft Dice loss
+(:func:`anyxp_nn.vision.segmentation_loss`, the usual "CE + Dice" of segmentation practice: Dice
 scores each class's overlap, so the thin, rare digit classes weigh as much as the background);
 the held-out mean IoU and pixel accuracy are reported and a figure shows input, truth and
 prediction.
@@ -56,7 +55,7 @@ def class_weights(masks: np.ndarray, num_classes: int = CLASSES, power: "float |
 def train(model: nn.Layer, data: Any, weight: np.ndarray, *, epochs: int, lr: float = LR, batch: int = BATCH,
           dice: float = DICE, seed: int = 0, log: Any = print) -> list[float]:
     """Adam with a cosine decay on the weighted per-pixel cross-entropy plus ``dice`` times the
-    soft Dice loss (gradients add); each epoch's mean loss.
+    soft Dice loss (:func:`anyxp_nn.vision.segmentation_loss`); each epoch's mean loss.
 
     ``data``: ``(X, masks)`` host arrays, or a function ``epoch -> (X, masks)`` that draws fresh
     canvases for every epoch (a generated data set never has to repeat an image; each epoch's
@@ -80,11 +79,7 @@ def train(model: nn.Layer, data: Any, weight: np.ndarray, *, epochs: int, lr: fl
         for i in range(0, n - batch + 1, batch):
             idx = b.asarray(perm[i:i + batch])
             logits, backprop = model.forward(xp.take(Xd, idx, axis=0), train=True)
-            labels = xp.take(Md, idx, axis=0)
-            loss, dlogits = V.pixel_cross_entropy(logits, labels, wd)
-            if dice:
-                loss_dice, dlogits_dice = V.soft_dice_loss(logits, labels)
-                loss, dlogits = loss + dice * loss_dice, dlogits + dice * dlogits_dice
+            loss, dlogits = V.segmentation_loss(logits, xp.take(Md, idx, axis=0), wd, dice=dice)
             model.zero_grad()
             backprop(dlogits, need_dx=False)
             opt.step()

@@ -13,7 +13,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, device as _device
 
-__all__ = ["pixel_cross_entropy", "soft_dice_loss"]
+__all__ = ["pixel_cross_entropy", "segmentation_loss", "soft_dice_loss"]
 
 
 def _check_logits_labels(xp: Any, logits: Any, labels: Any, fn: str) -> int:
@@ -110,3 +110,48 @@ def soft_dice_loss(logits: Any, labels: Any, *, smooth: float = 1.0) -> tuple[An
     dp = (dice - 2.0 * g) / (c * denom)  # = -(2 g (S + s) - (2 I + s)) / (C (S + s)^2)
     dlogits = p * (dp - xp.sum(p * dp, axis=1, keepdims=True))
     return loss, dlogits
+
+
+def segmentation_loss(logits: Any, labels: Any, weight: Any = None, *, dice: float = 1.0,
+                      smooth: float = 1.0) -> tuple[Any, Any]:
+    """``pixel_cross_entropy(logits, labels, weight) + dice * soft_dice_loss(logits, labels, smooth=smooth)``
+    and its gradient, from one softmax and one one-hot (the "CE + Dice" loss of segmentation practice).
+
+    Every label must be a class id in [0, C) (no ``ignore_index``: the Dice term counts every pixel).
+    Returns ``(loss, dlogits)``: 0-d and (N, C, H, W).
+    """
+    xp = array_namespace(logits, labels)
+    fn = "segmentation_loss"
+    c = _check_logits_labels(xp, logits, labels, fn)
+    if not isinstance(dice, (int, float)) or isinstance(dice, bool) or dice < 0:
+        raise ValueError(f"{fn}: `dice` must be a number >= 0, got {dice!r}")
+    if not isinstance(smooth, (int, float)) or isinstance(smooth, bool) or smooth < 0:
+        raise ValueError(f"{fn}: `smooth` must be a number >= 0, got {smooth!r}")
+    if weight is not None and tuple(weight.shape) != (c,):
+        raise ValueError(f"{fn}: `weight` must be ({c},) for {c} classes, got {tuple(weight.shape)}")
+    dev = _device(logits)
+    shape = (1, c) + (1,) * (logits.ndim - 2)
+    g = xp.astype(labels[:, None, ...] == xp.reshape(xp.arange(c, dtype=labels.dtype, device=dev), shape),
+                  logits.dtype)  # (N, C, H, W) one-hot
+    m = xp.max(logits, axis=1, keepdims=True)
+    e = xp.exp(logits - m)
+    s = xp.sum(e, axis=1, keepdims=True)
+    p = e / s
+    # cross-entropy: -log p_i[y_i] = log s_i + m_i - z_i[y_i]
+    nll = (xp.log(s) + m)[:, 0, ...] - xp.sum(g * logits, axis=1)
+    if weight is None:
+        w_pix = xp.ones(nll.shape, dtype=logits.dtype, device=dev)
+    else:
+        flat = xp.take(xp.astype(weight, logits.dtype), xp.reshape(labels, (-1,)), axis=0)
+        w_pix = xp.reshape(flat, nll.shape)  # w[y_i]
+    w_pix = w_pix / xp.sum(w_pix)
+    loss = xp.sum(w_pix * nll)
+    grad = (p - g) * w_pix[:, None, ...]
+    if dice:
+        axes = (0,) + tuple(range(2, logits.ndim))
+        denom = xp.sum(p, axis=axes, keepdims=True) + xp.sum(g, axis=axes, keepdims=True) + smooth
+        score = (2.0 * xp.sum(p * g, axis=axes, keepdims=True) + smooth) / denom
+        loss = loss + dice * (1.0 - xp.mean(score))
+        dp = (score - 2.0 * g) / ((c / dice) * denom)
+        grad = grad + p * (dp - xp.sum(p * dp, axis=1, keepdims=True))
+    return loss, grad
