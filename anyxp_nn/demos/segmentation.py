@@ -35,7 +35,7 @@ SECTION = "Semantic Segmentation"
 
 # -- config (full / quick) -----------------------------------------------------------------------------
 SIZE, CLASSES = 64, 11
-TRAIN, TEST, EPOCHS = 1500, 300, 30
+TRAIN, TEST, EPOCHS = 1500, 300, 36
 QUICK_TRAIN, QUICK_TEST, QUICK_EPOCHS = 500, 100, 8
 BATCH, LR, WIDTH = 8, 3e-3, 8
 WEIGHT_POWER = 0.2  # class weights ~ pixel frequency ** -WEIGHT_POWER
