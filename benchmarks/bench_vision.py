@@ -103,8 +103,7 @@ def unet() -> Layer:
     return V.unet(S.CLASSES, rng=nn.Generator(0), width=S.WIDTH)
 
 
-def data() -> dict:
-    bs = S.BATCH
+def data(bs: int = S.BATCH) -> dict:
     Xs, Ms = V.make_segmentation_canvases(2 * bs, seed=0)
     Xd, boxes, labels, valid = V.make_detection_canvases(64, seed=0)
     w = S.class_weights(Ms)
@@ -195,13 +194,14 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--backends", default="numpy", help="anyxp_nn backends to time (comma-separated)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--tasks", default="seg,det", help="seg (U-Net), det (grid detector) or both")
+    ap.add_argument("--seg-batch", type=int, default=S.BATCH, help=f"U-Net batch (default the demo's, {S.BATCH})")
     args = ap.parse_args(argv)
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    d = data()
+    d = data(args.seg_batch)
     print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    names = {"seg": f"U-Net 64x64 (segmentation demo), batch {S.BATCH}", "det": "grid detector 48x48, batch 32"}
+    names = {"seg": f"U-Net 64x64 (segmentation demo), batch {args.seg_batch}", "det": "grid detector 48x48, batch 32"}
     for task in args.tasks.split(","):
         fns, model = {}, None
         for backend in args.backends.split(","):
