@@ -14,13 +14,6 @@ Output size along one axis (PyTorch's formula):
 ``out = (size - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1``.
 ``output_padding`` only adds rows/columns at the end that no input reaches (zero before the
 bias); it picks one of the ``stride`` input sizes a strided convolution maps to the same size.
-
-When the taps do not overlap and nothing is cropped (stride == kernel, padding 0, dilation 1:
-the U-Net's 2x2 stride-2 up-convolution) col2im and im2col are a pure reshuffle,
-
-    y[n, o, h*kh + i, w*kw + j] = cols[o, i, j, n, h, w],
-
-done as one transpose instead of kh*kw strided scatter-adds.
 """
 from __future__ import annotations
 
@@ -41,11 +34,6 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
-def _tiles(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> bool:
-    """Whether the taps tile the output exactly: every output pixel gets exactly one tap."""
-    return tuple(stride) == tuple(kernel) and tuple(padding) == (0, 0) and tuple(dilation) == (1, 1)
-
-
 def conv_transpose2d(x: Any, weight: Any, groups: int, out_hw: Pair, stride: Pair, padding: Pair,
                      dilation: Pair) -> Any:
     """y (N, C_out, Hout, Wout) of x (N, C_in, H, W) and weight (C_in, C_out/g, kh, kw), no bias.
@@ -59,9 +47,6 @@ def conv_transpose2d(x: Any, weight: Any, groups: int, out_hw: Pair, stride: Pai
     Wg = xp.reshape(weight, (g, c_in // g, co_g * kh * kw))  # (g, C_in/g, C_out/g*kh*kw)
     X = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (g, c_in // g, n * h * w))  # (g, C_in/g, N*H*W)
     cols = xp.reshape(xp.matrix_transpose(Wg) @ X, (g * co_g, kh, kw, n, h, w))  # (C_out, kh, kw, N, H, W)
-    if _tiles((kh, kw), stride, padding, dilation) and tuple(out_hw) == (h * kh, w * kw):
-        y = xp.permute_dims(cols, (3, 0, 4, 1, 5, 2))  # (N, C_out, H, kh, W, kw)
-        return xp.reshape(y, (n, g * co_g, h * kh, w * kw))
     return col2im(cols, (n, g * co_g, *out_hw), (kh, kw), stride, padding, dilation)  # (N, C_out, Hout, Wout)
 
 
@@ -75,12 +60,7 @@ def conv_transpose2d_backward(dY: Any, x: Any, weight: Any, groups: int, stride:
     n, c_in, h, w = x.shape
     _, co_g, kh, kw = weight.shape
     g = groups
-    if _tiles((kh, kw), stride, padding, dilation):  # crop the output_padding rows no input reaches
-        c_out = dY.shape[1]
-        tiles = xp.reshape(dY[:, :, :h * kh, :w * kw], (n, c_out, h, kh, w, kw))
-        cols = xp.permute_dims(tiles, (1, 3, 5, 0, 2, 4))  # (C_out, kh, kw, N, H, W)
-    else:
-        cols = im2col(dY, (kh, kw), stride, padding, dilation)  # (C_out, kh, kw, N, Ho', Wo')
+    cols = im2col(dY, (kh, kw), stride, padding, dilation)  # (C_out, kh, kw, N, Ho', Wo')
     if tuple(cols.shape[-2:]) != (h, w):  # output_padding >= stride (allowed when < dilation): extra rows
         cols = cols[..., :h, :w]  # no input position reads them
     cols = xp.reshape(cols, (g, co_g * kh * kw, n * h * w))  # (g, C_out/g*kh*kw, N*H*W)

@@ -24,7 +24,7 @@ CASES = [
               torch=lambda: tnn.ConvTranspose2d(3, 2, 2)),
     LayerCase(f"{CT}-upsample2x", lambda **kw: nn.ConvTranspose2d(2, 2, 2, stride=2, **kw), (1, 2, 3, 2),
               torch=lambda: tnn.ConvTranspose2d(2, 2, 2, stride=2)),
-    # stride == kernel, no padding: the taps tile the output (a transpose instead of col2im/im2col)
+    # stride == kernel, no padding: the taps tile the output (the U-Net up-conv), with groups and output_padding
     LayerCase(f"{CT}-tiles-groups-nonsquare", lambda **kw: nn.ConvTranspose2D(4, 6, (2, 3), stride=(2, 3), groups=2,
                                                                               **kw),
               (2, 4, 3, 2), torch=lambda: tnn.ConvTranspose2d(4, 6, (2, 3), stride=(2, 3), groups=2)),
