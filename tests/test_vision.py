@@ -338,11 +338,19 @@ def _torch_twin():
     return mod.torch_twin
 
 
-@pytest.mark.parametrize("which", ["unet", "grid_detector"])
+def test_unet_widths_errors():
+    with pytest.raises(ValueError, match=r"unet: `widths` must be 4 positive ints .*got \(8, 16, 32\)"):
+        V.unet(widths=(8, 16, 32))
+    with pytest.raises(ValueError, match=r"unet: `widths` must be 4 positive ints .*got \(8, 16, 0, 64\)"):
+        V.unet(widths=(8, 16, 0, 64))
+
+
+@pytest.mark.parametrize("which", ["unet", "unet-widths", "grid_detector"])
 def test_vision_models_match_torch_twin(which, backend):
     """Forward (train mode: batch statistics) and every parameter gradient equal PyTorch autograd."""
     torch = pytest.importorskip("torch")
-    build = {"unet": lambda **k: V.unet(5, width=2, **k), "grid_detector": lambda **k: V.grid_detector(3, width=2, **k)}
+    build = {"unet": lambda **k: V.unet(5, width=2, **k), "unet-widths": lambda **k: V.unet(5, widths=(2, 3, 5, 4), **k),
+             "grid_detector": lambda **k: V.grid_detector(3, width=2, **k)}
     model = build[which](backend=backend, dtype="float64", rng=nn.Generator(0))
     twin = _torch_twin()(model)
     x = np.random.default_rng(4).random((2, 1, 16, 16))

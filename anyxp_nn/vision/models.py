@@ -43,7 +43,11 @@ def unet(num_classes: int = 11, backend: Any = None, dtype: Any = None, rng: "Ge
     one 3x3 conv.
     """
     kw = dict(backend=backend, dtype=dtype)
-    c1, c2, c3, c4 = (width, 2 * width, 4 * width, 8 * width) if widths is None else widths
+    if widths is None:
+        widths = (width, 2 * width, 4 * width, 8 * width)
+    elif len(tuple(widths)) != 4 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in widths):
+        raise ValueError(f"unet: `widths` must be 4 positive ints (channels at H, H/2, H/4, H/8), got {widths!r}")
+    c1, c2, c3, c4 = widths
     level4 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(c3, c4, 3, rng, kw),
                         *_conv_bn_relu(c4, c4, 3, rng, kw), *_up(c4, c3, rng, kw))
     level3 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(c2, c3, 3, rng, kw),
