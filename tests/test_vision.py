@@ -311,6 +311,14 @@ def test_detection_loss_matches_torch_autograd(backend):
 
 
 # -- canvases -----------------------------------------------------------------------------------------
+def test_canvases_errors():
+    with pytest.raises(ValueError, match=r"make_detection_canvases: `digits` must be \(lo, hi\) with 1 <= lo <= hi, "
+                                         r"got \(3, 2\)"):
+        V.make_detection_canvases(2, digits=(3, 2))
+    with pytest.raises(ValueError, match=r"make_segmentation_canvases: `digit_size` \(24, 40\) does not fit a 32px"):
+        V.make_segmentation_canvases(2, size=32, digit_size=(24, 40))
+
+
 def test_canvases_are_deterministic_and_labelled():
     X, boxes, labels, valid = V.make_detection_canvases(20, seed=3)
     X2, boxes2, _, _ = V.make_detection_canvases(20, seed=3)
