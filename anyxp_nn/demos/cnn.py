@@ -1,6 +1,6 @@
 """Demo section "Convolutional Neural Networks": the MNIST CNN on the 5,000-digit subset.
 
-Trains :func:`anyxp_nn.models.mnist_cnn` with Adam and a plain minibatch loop, reports the
+Trains :func:`anyxp_nn.models.mnist_cnn` with Adam through ``nn.fit``, reports the
 hold-out accuracy and seconds per epoch, and saves three figures: the learned first-layer
 filters and the (post-ReLU) feature maps of both conv layers for one test digit.
 
@@ -8,9 +8,7 @@ filters and the (post-ReLU) feature maps of both conv layers for one test digit.
 """
 from __future__ import annotations
 
-import math
 import pathlib
-import time
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,7 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.models import mnist_cnn
 
-from ._loop import accuracy, train_epoch
+from ._loop import EachEpoch, accuracy
 
 __all__ = ["run", "train", "accuracy"]
 
@@ -36,22 +34,14 @@ QUICK_TEST = 400
 
 def train(model: nn.Layer, X: np.ndarray, y: np.ndarray, epochs: int, *, lr: float = LR, batch: int = BATCH,
           seed: int = 0, log: Any = print) -> list[float]:
-    """Minibatch Adam with a cosine learning-rate decay
+    """``nn.fit`` with Adam and a cosine learning-rate decay
     ``lr_k = lr/2 * (1 + cos(pi k / total_steps))``; returns the seconds of each epoch."""
-    b = model.backend
-    total = epochs * math.ceil(len(X) / batch)
-    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, total))
-    rng = nn.random.Generator(seed)
-    seconds = []
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        losses = train_epoch(model, opt, X, y, batch_size=batch, rng=rng)
-        # note: one host read per epoch: the first and the last batch's loss
-        running = float(np.sum(b.to_numpy(b.xp.stack([losses[0], losses[-1]]))))
-        b.synchronize()
-        seconds.append(time.perf_counter() - t0)
-        log(f"  epoch {epoch + 1}/{epochs}: loss {running / 2:.4f} ({seconds[-1]:.2f} s)")
-    return seconds
+    loader = nn.data.DataLoader(X, y, batch_size=batch, backend=model.backend, rng=nn.random.Generator(seed))
+    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * len(loader)))
+    history = nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, epochs=epochs, metrics=(), progress=False,
+                     callbacks=[EachEpoch(lambda e, row: log(f"  epoch {e + 1}/{epochs}: loss {row['loss']:.4f} "
+                                                             f"({row['time_s']:.2f} s)"))])
+    return list(history.epochs["time_s"])
 
 
 def _grid(ax_grid: Any, images: np.ndarray, cmap: str = "gray") -> None:

@@ -2,8 +2,8 @@
 data augmentation and a small ResNet on MNIST-5k.
 
 ``run(backend, out_dir, quick)`` saves one figure per experiment into ``out_dir`` and
-returns summary rows.  Every experiment is a plain minibatch loop (forward, loss,
-backprop, SGD step) so the mechanics stay visible.
+returns summary rows.  Every experiment trains with ``nn.fit`` and minibatch SGD
+(:func:`train`).
 """
 from __future__ import annotations
 
@@ -17,50 +17,31 @@ import anyxp_nn as nn
 from anyxp_nn import augment as A
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 
-from ._loop import accuracy
+from ._loop import EachEpoch, accuracy
 
 SECTION = "Deep Learning Optimization"
 
 
-# -- the training loop shared by every experiment --------------------------------------------------
-
-def _batches(n: int, batch_size: int, rng: nn.Generator) -> list[np.ndarray]:
-    perm = rng.permutation(n)
-    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]  # drop the ragged tail
-
+# -- the training call shared by every experiment ------------------------------------------------
 
 def train(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: Any, batch_size: int = 64,
           momentum: float = 0.9, augment: "Callable[..., Any] | None" = None, seed: int = 0,
           on_epoch: "Callable[[int], None] | None" = None) -> list[float]:
-    """Minibatch SGD on host data; returns the loss of every step (read once per epoch).
+    """``nn.fit`` with minibatch SGD on host data (the ragged last batch dropped); returns the
+    loss of every step.
 
     ``lr`` is a float or a schedule ``step -> float`` (``"cosine"``: cosine annealing to 0 over the run).
+    ``augment(xb, rng=...)`` transforms each device batch, drawing from the loader's generator.
     """
-    b = model.backend
-    rng = nn.Generator(seed)
+    loader = nn.data.DataLoader(X, y, batch_size=batch_size, drop_last=True, augment=augment,
+                                backend=model.backend, rng=nn.Generator(seed), dtype=model.dtype)
     if lr == "cosine":
-        lr = nn.optim.cosine_annealing(0.1, epochs * (len(X) // batch_size))
+        lr = nn.optim.cosine_annealing(0.1, epochs * len(loader))
     opt = nn.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    Xd, yd = b.asarray(X, dtype=model.dtype), b.asarray(y)  # the dataset moves once
-    xp = b.xp
-    losses: list[float] = []
-    for epoch in range(epochs):
-        epoch_losses = []
-        for idx in _batches(len(X), batch_size, rng):
-            i = b.asarray(idx)
-            xb, yb = xp.take(Xd, i, axis=0), xp.take(yd, i, axis=0)
-            if augment is not None:
-                xb = augment(xb, rng=rng)
-            logits, backprop = model.forward(xb, train=True)
-            loss, dlogits = nn.losses.softmax_cross_entropy(logits, yb, check_labels=False)
-            model.zero_grad()
-            backprop(dlogits, need_dx=False)
-            opt.step()
-            epoch_losses.append(loss)
-        losses += [float(v) for v in b.to_numpy(xp.stack(epoch_losses))]  # one host read per epoch
-        if on_epoch is not None:
-            on_epoch(epoch)
-    return losses
+    each = [EachEpoch(lambda epoch, row: on_epoch(epoch))] if on_epoch is not None else []
+    history = nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, epochs=epochs, metrics=(),
+                     callbacks=each, progress=False)
+    return list(history.steps["loss"])
 
 
 def evaluate(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch_size: int = 500) -> tuple[float, float]:

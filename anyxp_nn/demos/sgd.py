@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +23,7 @@ from anyxp_nn.datasets import load_digits, train_test_split
 from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.parameter import Parameter
 
-from ._loop import train_epoch
+from ._loop import EachEpoch
 
 __all__ = ["run", "rosenbrock", "ill_conditioned_quadratic", "OPTIMIZERS", "trajectory"]
 
@@ -148,11 +147,10 @@ def _digits_optimizers(backend: str, out_dir: Path, quick: bool, data: tuple) ->
     for label, cls, kw in MLP_OPTIMIZERS:
         model = _mlp(b)
         opt = getattr(nn.optim, cls)(model, **kw)
-        rng = nn.Generator(1)
         stats = [_loss_and_acc(model, Xtr_d, ytr_d)]
-        for _ in range(epochs):
-            train_epoch(model, opt, Xtr, ytr, batch_size=32, rng=rng)
-            stats.append(_loss_and_acc(model, Xtr_d, ytr_d))
+        loader = nn.data.DataLoader(Xtr, ytr, batch_size=32, backend=b, rng=nn.Generator(1))
+        nn.fit(model, opt, softmax_cross_entropy, loader, epochs=epochs, metrics=(), progress=False,
+               callbacks=[EachEpoch(lambda epoch, row: stats.append(_loss_and_acc(model, Xtr_d, ytr_d)))])
         test = _loss_and_acc(model, Xte_d, yte_d)[1]
         host = b.to_numpy(b.xp.stack([s for pair in stats for s in pair] + [test]))  # one read per run
         losses, acc = host[0:-1:2], float(host[-1])
@@ -184,14 +182,11 @@ def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[
                              ("single sample", 1, 0.01)]:
         model = _mlp(b)
         opt = nn.optim.SGD(model, lr=lr)
-        rng = nn.Generator(1)
-        stats, times = [_loss_and_acc(model, X_d, y_d)[0]], [0.0]
-        for _ in range(epochs):
-            t0 = time.perf_counter()
-            train_epoch(model, opt, Xtr, ytr, batch_size=batch, rng=rng)
-            b.synchronize()
-            times.append(times[-1] + time.perf_counter() - t0)
-            stats.append(_loss_and_acc(model, X_d, y_d)[0])
+        stats = [_loss_and_acc(model, X_d, y_d)[0]]
+        loader = nn.data.DataLoader(Xtr, ytr, batch_size=batch, backend=b, rng=nn.Generator(1))
+        history = nn.fit(model, opt, softmax_cross_entropy, loader, epochs=epochs, metrics=(), progress=False,
+                         callbacks=[EachEpoch(lambda epoch, row: stats.append(_loss_and_acc(model, X_d, y_d)[0]))])
+        times = [0.0, *np.cumsum(history.epochs["time_s"])]  # fit's epoch times leave out the callbacks
         losses = b.to_numpy(b.xp.stack(stats))
         axes[0].plot(range(epochs + 1), losses, marker="o", label=label)
         axes[1].plot(times[1:], losses[1:], marker="o", label=label)

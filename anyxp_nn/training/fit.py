@@ -232,6 +232,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
                     bar.update(1)
                 if (i + 1) % accumulate_steps and i + 1 < steps_per_epoch:
                     continue  # keep accumulating
+                run("on_before_step")
                 if clip_grad_norm is not None:
                     norm = _clip_on_device(xp, clip_params, float(clip_grad_norm))
                     norm = xp.zeros((1,), dtype=acc_vec.dtype, device=_device(acc_vec)) if norm is None else norm
