@@ -25,13 +25,13 @@ def eval_loader(data: Any, backend: Any, batch_size: int = 256, what: str = "val
 
 
 def _integral(y: Any) -> bool:
+    """Whether host targets ``y`` hold class ids.  Host-side only: a list is read by NumPy, an
+    array by its dtype; anything else (e.g. a device array) goes on to the DataLoader, which
+    refuses it by name without pulling it to the host."""
+    if isinstance(y, (list, tuple)):
+        return np.asarray(y).dtype.kind in "iub"
     kind = getattr(getattr(y, "dtype", None), "kind", None)
-    if kind is None:  # a list, or another library's array: ask NumPy
-        try:
-            kind = np.asarray(y).dtype.kind
-        except Exception:
-            return True  # let the DataLoader report what it is
-    return kind in "iub"
+    return kind is None or kind in "iub"
 
 
 def check_labels(loader: DataLoader, num_classes: int, what: str) -> None:
