@@ -17,7 +17,7 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.models import mnist_cnn
 
-from ._loop import EachEpoch, accuracy
+from ._loop import EachEpoch, accuracy, subplots
 
 __all__ = ["run", "train", "accuracy"]
 
@@ -54,27 +54,22 @@ def _grid(ax_grid: Any, images: np.ndarray, cmap: str = "gray") -> None:
 
 def save_figures(model: nn.Layer, digit: np.ndarray, out_dir: pathlib.Path) -> list[pathlib.Path]:
     """First-layer filters and the feature maps of each conv block for one digit (1, 1, 28, 28)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     b = model.backend
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     w = nn.to_numpy(model[0].weight.data)[:, 0]  # (32, 3, 3)
-    fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
+    fig, axes = subplots(4, 8, figsize=(8, 4.4))
     _grid(axes, w, cmap="bwr")
     fig.suptitle("Conv2D(1, 32, 3x3): learned filters (blue < 0 < red)")
     paths.append(out_dir / "cnn_filters.png")
     fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
 
     h = b.asarray(digit)
     for name, stop, cols in (("conv1", 2, 8), ("conv2", 5, 8)):
         h_maps = model[:stop](h)  # Conv -> ReLU of block 1 (layers 0-1) or through block 2 (0-4)
         maps = nn.to_numpy(h_maps)[0]
         rows = len(maps) // cols
-        fig, axes = plt.subplots(rows, cols + 1, figsize=(cols + 1, rows * 1.05 + 0.4))
+        fig, axes = subplots(rows, cols + 1, figsize=(cols + 1, rows * 1.05 + 0.4))
         for r in range(rows):
             axes[r, 0].imshow(digit[0, 0], cmap="gray") if r == 0 else None
             axes[r, 0].axis("off")
@@ -83,7 +78,6 @@ def save_figures(model: nn.Layer, digit: np.ndarray, out_dir: pathlib.Path) -> l
                      "input digit at left")
         paths.append(out_dir / f"cnn_feature_maps_{name}.png")
         fig.savefig(paths[-1], dpi=80)
-        plt.close(fig)
     return paths
 
 

@@ -19,7 +19,6 @@ Four experiments, each a function that returns summary rows and saves one figure
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 

@@ -23,6 +23,8 @@ from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.monitor import GradientMonitor
 from anyxp_nn.training import Callback, FitState
 
+from ._loop import subplots
+
 __all__ = ["CONFIGS", "GradNorms", "deep_mlp", "run"]
 
 SECTION = "Vanishing and Exploding Gradients"
@@ -56,12 +58,6 @@ def deep_mlp(activation: type, init: Any, backend: Any, depth: int = DEPTH, widt
     return nn.Sequential(*layers)
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 class GradNorms(Callback):
     """Records the global L2 norm of the gradients at every optimizer step, before any
@@ -90,10 +86,9 @@ def _train(model: nn.Layer, opt: Any, X: np.ndarray, y: np.ndarray, steps: int, 
 
 
 def _vanishing(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.ndarray) -> list[dict]:
-    plt = _plt()
     steps = 40 if quick else 300
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = subplots(1, 2, figsize=(13, 4.5))
     for label, act, init, lr in CONFIGS:
         model = deep_mlp(act, init, backend)
         opt = nn.optim.SGD(model, lr=lr, momentum=0.9)
@@ -123,15 +118,13 @@ def _vanishing(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.nd
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(out_dir / "gradients_vanishing.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
 def _exploding(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.ndarray) -> list[dict]:
-    plt = _plt()
     steps = 60 if quick else 300
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = subplots(1, 2, figsize=(13, 4.5))
     for label, clip in [("no clipping", None), ("clip_grad_norm(max_norm=5)", 5.0)]:
         model = deep_mlp(nn.ReLU, _he_scaled(1.6), backend)
         opt = nn.optim.SGD(model, lr=0.01, momentum=0.9)
@@ -156,7 +149,6 @@ def _exploding(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.nd
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(out_dir / "gradients_exploding_clipping.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 

@@ -23,7 +23,7 @@ from anyxp_nn.datasets import load_digits, train_test_split
 from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.parameter import Parameter
 
-from ._loop import EachEpoch
+from ._loop import EachEpoch, subplots
 
 __all__ = ["run", "rosenbrock", "ill_conditioned_quadratic", "OPTIMIZERS", "trajectory"]
 
@@ -81,17 +81,10 @@ def trajectory(backend: Any, fn: Callable, start: tuple[float, float], cls: str,
     return b.to_numpy(b.xp.stack(path))  # one host read for the whole path
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def _trajectories(backend: str, out_dir: Path, quick: bool) -> list[dict]:
-    plt = _plt()
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+    fig, axes = subplots(1, 2, figsize=(14, 6))
     for ax, (name, (fn, start, (x0, x1, y0, y1))) in zip(axes, FUNCTIONS.items()):
         steps = {"rosenbrock": 2000, "quadratic": 60}[name]
         xx, yy = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
@@ -112,7 +105,6 @@ def _trajectories(backend: str, out_dir: Path, quick: bool) -> list[dict]:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "sgd_trajectories.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
@@ -137,13 +129,12 @@ def _loss_and_acc(model: nn.Layer, X: Any, y: Any) -> tuple[Any, Any]:
 
 
 def _digits_optimizers(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[dict]:
-    plt = _plt()
     Xtr, Xte, ytr, yte = data
     b = nn.get_backend(backend)
     Xtr_d, ytr_d, Xte_d, yte_d = b.asarray(Xtr), b.asarray(ytr), b.asarray(Xte), b.asarray(yte)
     epochs = 6 if quick else 30
     rows = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for label, cls, kw in MLP_OPTIMIZERS:
         model = _mlp(b)
         opt = getattr(nn.optim, cls)(model, **kw)
@@ -164,12 +155,10 @@ def _digits_optimizers(backend: str, out_dir: Path, quick: bool, data: tuple) ->
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.savefig(out_dir / "sgd_optimizers_digits.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
 def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[dict]:
-    plt = _plt()
     Xtr, _, ytr, _ = data
     if quick:
         Xtr, ytr = Xtr[:600], ytr[:600]
@@ -177,7 +166,7 @@ def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[
     X_d, y_d = b.asarray(Xtr), b.asarray(ytr)
     epochs = 8 if quick else 30
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = subplots(1, 2, figsize=(12, 4.5))
     for label, batch, lr in [("full batch (GD)", len(Xtr), 0.5), ("mini-batch 32", 32, 0.1),
                              ("single sample", 1, 0.01)]:
         model = _mlp(b)
@@ -208,12 +197,10 @@ def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[
     axes[0].set_title("per epoch: small batches make more progress")
     axes[1].set_title("per second: small batches pay per-step overhead")
     fig.savefig(out_dir / "sgd_batch_sizes.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
 def _schedules(out_dir: Path) -> None:
-    plt = _plt()
     o, total = nn.optim, 300
     scheds = [("constant(0.1)", o.constant(0.1)), ("step_decay(0.1, 100, 0.5)", o.step_decay(0.1, 100, 0.5)),
               ("exponential_decay(0.1, 0.99)", o.exponential_decay(0.1, 0.99)),
@@ -221,7 +208,7 @@ def _schedules(out_dir: Path) -> None:
               ("linear_warmup(0.1, 30)", o.linear_warmup(0.1, 30)),
               ("warmup_cosine(0.1, 30, 300)", o.warmup_cosine(0.1, 30, total, min_lr=0.005)),
               ("sequential([0.1, cosine], [150])", o.sequential([0.1, o.cosine_annealing(0.1, 150)], [150]))]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     for label, s in scheds:
         ax.plot(range(total), [s(k) for k in range(total)], label=label)
     ax.set_xlabel("optimizer step k")
@@ -230,7 +217,6 @@ def _schedules(out_dir: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.savefig(out_dir / "sgd_schedules.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def run(backend: str = "numpy", out_dir: Path = Path("out"), quick: bool = False) -> list[dict]:
