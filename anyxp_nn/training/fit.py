@@ -13,6 +13,12 @@ Modes: training runs ``model.forward(x)`` (each layer in its own ``training`` mo
 BatchNorm the user put in ``eval()`` keeps its statistics), validation runs
 ``train=False``; fit never changes a layer's mode.
 
+Threads: on a CPU backend each step runs in ``backend.cpu_threads()``, whose BLAS pool follows
+the cores other processes leave free.  A matrix product summed by another number of threads
+can differ in its last bit, and a chaotic run (a deep plain network) grows that into a
+different run: for bitwise-repeatable runs on a shared machine set
+``backend.adapt_threads = False`` (the pools keep their size) and fix the pool size.
+
 Ctrl-C (KeyboardInterrupt) stops cleanly: the steps already taken are read and
 recorded, a warning says where training stopped, and the history is returned.
 A step (the optimizer's update and fit's count of it) and an epoch end (the
