@@ -127,7 +127,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
         return history
     steps_per_epoch = len(loader)  # batches
     if steps_per_epoch == 0:
-        raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
+        raise ValueError(f"fit: the loader yields no batches ({loader.samples_per_epoch} samples, batch_size="
                          f"{loader.batch_size}, drop_last={loader.drop_last})")
     optimizer_steps = -(-steps_per_epoch // accumulate_steps)  # per epoch, rounded up
     log_every = log_every or max(1, -(-optimizer_steps // 10))  # ~10 reads per epoch
