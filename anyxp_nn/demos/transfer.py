@@ -37,10 +37,10 @@ SECTION = "Transfer Learning"
 
 # -- config (full / quick) -----------------------------------------------------------------------------
 WIDTH = 8                                       # small_resnet's width (the key-mapping step)
-PRETRAIN_EPOCHS, QUICK_PRETRAIN_EPOCHS, QUICK_PRETRAIN = 4, 2, 160
+PRETRAIN_EPOCHS, QUICK_PRETRAIN_EPOCHS, QUICK_PRETRAIN = 4, 2, 1000
 SHOTS, QUICK_SHOTS = (1, 3, 10, 50, 200), (3,)  # labelled images per class of digits 5-9
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0,)
-STEPS, QUICK_STEPS = 150, 4                     # optimizer steps of every fine-tuning run
+STEPS, QUICK_STEPS = 150, 60                    # optimizer steps of every fine-tuning run
 BATCH, LR = 32, 3e-3                            # pretraining and the from-scratch arm
 HEAD_LR = 3e-4                                  # a new head on frozen features (Adam 3e-3 overfits it)
 QUICK_TEST = 100                                # held-out images per task in quick mode
