@@ -67,6 +67,12 @@ class DataLoader:
             the same order), after padding the order to a multiple of ``size`` by repeating
             its start (torch's ``DistributedSampler``), so every rank has ceil(N / size)
             samples and the same number of batches.
+        replacement: draw each epoch's indices uniformly *with* replacement (needs ``shuffle=True``;
+            torch's ``RandomSampler(replacement=True)``): a sample may appear twice in an epoch,
+            another not at all.
+        samples_per_epoch: indices per epoch (default: N, the dataset size), ``num_samples`` of
+            torch's ``RandomSampler`` (needs ``shuffle=True``).  Without replacement the epoch is
+            ``samples_per_epoch // N`` whole permutations followed by the start of one more, as torch's.
     """
 
     def __init__(self, x: Any, y: Any, batch_size: int = 64, shuffle: bool = True,
@@ -74,10 +80,13 @@ class DataLoader:
                  backend: "str | Backend | None" = None, rng: "Generator | int | None" = None, *,
                  on_device: "str | bool" = "auto", prefetch: bool = False, labels: bool = True,
                  num_classes: "int | None" = None, dtype: Any = "float32",
-                 device_budget_bytes: int = 512 * 2**20, shard: "tuple[int, int] | None" = None):
+                 device_budget_bytes: int = 512 * 2**20, shard: "tuple[int, int] | None" = None,
+                 replacement: bool = False, samples_per_epoch: "int | None" = None):
         x, y = _host(x, "x"), _host(y, "y")
         self.shard = _check_shard(shard)
         positive_int(batch_size, "batch_size", "DataLoader", types=(int, np.integer))
+        if samples_per_epoch is not None:
+            positive_int(samples_per_epoch, "samples_per_epoch", "DataLoader", types=(int, np.integer))
         if x.ndim < 1 or y.ndim < 1:
             raise ValueError(f"DataLoader: x and y need a sample axis, got shapes {x.shape} and {y.shape}")
         if len(x) != len(y):
@@ -86,7 +95,7 @@ class DataLoader:
         if len(x) == 0:
             raise ValueError("DataLoader: the dataset is empty (0 samples)")
         for flag, value in (("shuffle", shuffle), ("drop_last", drop_last), ("prefetch", prefetch),
-                            ("labels", labels)):
+                            ("labels", labels), ("replacement", replacement)):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"DataLoader: `{flag}` must be True or False, got {value!r}")
         if x.dtype.kind not in "fiub":
@@ -116,6 +125,10 @@ class DataLoader:
             if y.dtype.kind == "f" and not np.isfinite(y).all():
                 raise ValueError("DataLoader: y contains non-finite values (NaN or inf)")
             y = _cast(y, np.dtype(np.float32), "y") if y.dtype.kind == "f" else y
+        if (replacement or samples_per_epoch is not None) and not shuffle:
+            what = "`replacement=True`" if replacement else f"`samples_per_epoch={samples_per_epoch}`"
+            raise ValueError(f"DataLoader: {what} draws a random order, so it needs shuffle=True "
+                             "(torch: RandomSampler); got shuffle=False")
         if on_device not in ("auto", True, False):
             raise ValueError(f"DataLoader: `on_device` must be 'auto', True or False, got {on_device!r}")
         if augment is not None and not callable(augment):
@@ -127,6 +140,8 @@ class DataLoader:
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.augment, self.prefetch = augment, prefetch
         self.labels, self.num_classes = labels, num_classes
+        self.replacement = bool(replacement)
+        self.samples_per_epoch = int(samples_per_epoch) if samples_per_epoch is not None else len(x)
         self.dtype = self.backend.dtype(dtype)
         self.x = _cast(x, _host_dtype(self.dtype), "x")
         self.y = _cast(y, y.dtype, "y") if y.dtype.kind == "f" else y
@@ -145,7 +160,7 @@ class DataLoader:
         return len(self.x)
 
     def __len__(self) -> int:
-        n, b = len(self.x), self.batch_size
+        n, b = self.samples_per_epoch, self.batch_size
         if self.shard is not None:
             n = -(-n // self.shard[1])  # samples per rank
         return n // b if self.drop_last else -(-n // b)
@@ -156,12 +171,21 @@ class DataLoader:
 
     # -- iteration ---------------------------------------------------------------
     def _order(self) -> np.ndarray:
-        n = len(self.x)
-        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        """This epoch's sample indices (this rank's share of them under ``shard``)."""
+        n, k = len(self.x), self.samples_per_epoch
+        if not self.shuffle:
+            order = np.arange(n)
+        elif self.replacement:  # k uniform draws from [0, n): torch's RandomSampler(replacement=True)
+            order = self.rng.host.integers(0, n, size=k, dtype=np.int64)
+        elif k == n:
+            order = self.rng.permutation(n)
+        else:  # k // n whole permutations, then the start of one more (torch's RandomSampler)
+            perms = [self.rng.permutation(n) for _ in range(-(-k // n))]
+            order = np.concatenate(perms)[:k]
         if self.shard is None:
             return order
         rank, size = self.shard
-        padded = np.resize(order, -(-n // size) * size)  # repeats the start: DistributedSampler's padding
+        padded = np.resize(order, -(-len(order) // size) * size)  # repeats the start: DistributedSampler's padding
         return padded[rank::size]
 
     def _slices(self, n: int) -> list[tuple[int, int]]:

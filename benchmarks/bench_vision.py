@@ -3,8 +3,10 @@
 Run:  flock /tmp/anyxp_bench.lock python benchmarks/bench_vision.py [--steps 20] [--backends numpy]
 
 Models (from anyxp_nn.vision.models, the demos' models):
-  * U-Net, width 8, batch 16 of 1x64x64 canvases, 11 classes: per-pixel softmax cross-entropy with
-    class weights (anyxp_nn.vision.pixel_cross_entropy / torch.nn.functional.cross_entropy(weight=)).
+  * the segmentation demo's U-Net, width, batch and loss (anyxp_nn.demos.segmentation: width 8,
+    batch 8 of 1x64x64 canvases, 11 classes): class-weighted per-pixel cross-entropy plus soft
+    Dice (anyxp_nn.vision.segmentation_loss / torch.nn.functional.cross_entropy(weight=) plus the
+    Dice formula in torch ops, autograd).
   * grid detector, width 16, batch 32 of 1x48x48 canvases, a 6x6 grid, 10 classes: the YOLO-style
     loss (anyxp_nn.vision.detection_loss / the same formula written in torch, autograd).
 One step = forward + loss + backward + Adam step.  The PyTorch twin is built from the same layer
@@ -23,6 +25,7 @@ import numpy as np
 
 import anyxp_nn as nn
 from anyxp_nn import vision as V
+from anyxp_nn.demos import segmentation as S
 from anyxp_nn.layers.base import Layer
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -85,12 +88,26 @@ def torch_detection_loss(pred: Any, target: Any, box_weight: float = 5.0, noobj_
     return (l_obj + l_box + (ce * obj[:, 0]).sum()) / pred.shape[0]
 
 
-def data() -> dict:
-    Xs, Ms = V.make_segmentation_canvases(32, seed=0)
+def torch_segmentation_loss(logits: Any, labels: Any, weight: Any, dice: float, smooth: float = 1.0) -> Any:
+    """anyxp_nn.vision.segmentation_loss written with torch ops: weighted cross-entropy + dice * soft Dice."""
+    import torch
+    F = torch.nn.functional
+    p = torch.softmax(logits, dim=1)
+    g = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
+    inter, total = (p * g).sum((0, 2, 3)), p.sum((0, 2, 3)) + g.sum((0, 2, 3))
+    return F.cross_entropy(logits, labels, weight=weight) + dice * (1 - ((2 * inter + smooth) / (total + smooth)).mean())
+
+
+def unet() -> Layer:
+    """The segmentation demo's U-Net (its width), initial weights from seed 0, on NumPy."""
+    return V.unet(S.CLASSES, rng=nn.Generator(0), width=S.WIDTH)
+
+
+def data(bs: int = S.BATCH) -> dict:
+    Xs, Ms = V.make_segmentation_canvases(2 * bs, seed=0)
     Xd, boxes, labels, valid = V.make_detection_canvases(64, seed=0)
-    w = np.ones(11, dtype=np.float32)
-    w[1:] = 10.0
-    return {"seg": ([Xs[:16], Xs[16:]], [Ms[:16], Ms[16:]], w),
+    w = S.class_weights(Ms)
+    return {"seg": ([Xs[:bs], Xs[bs:]], [Ms[:bs], Ms[bs:]], w),
             "det": ([Xd[:32], Xd[32:]], V.encode_grid(boxes, labels, valid, 6, 48))}
 
 
@@ -98,12 +115,12 @@ def ours(task: str, backend: str, d: dict) -> Any:
     b = nn.get_backend(backend)
     xp = b.xp
     if task == "seg":
-        model = V.unet(backend=b, rng=nn.Generator(0))
+        model = V.unet(S.CLASSES, backend=b, rng=nn.Generator(0), width=S.WIDTH)
         xs, ms, w = d["seg"]
         xs, ys, wd = [b.asarray(x) for x in xs], [b.asarray(m) for m in ms], b.asarray(w)
 
         def loss_fn(out: Any, i: int) -> Any:
-            return V.pixel_cross_entropy(out, ys[i % 2], wd)
+            return V.segmentation_loss(out, ys[i % 2], wd, dice=S.DICE)
     else:
         model = V.grid_detector(backend=b, rng=nn.Generator(0))
         xs, tg = d["det"]
@@ -140,7 +157,7 @@ def reference(task: str, model: Layer, d: dict) -> Any:
         xs, ys, wt = [torch.from_numpy(x) for x in xs], [torch.from_numpy(m) for m in ms], torch.from_numpy(w)
 
         def loss_fn(out: Any, i: int) -> Any:
-            return torch.nn.functional.cross_entropy(out, ys[i % 2], weight=wt)
+            return torch_segmentation_loss(out, ys[i % 2], wt, S.DICE)
     else:
         xs, tg = d["det"]
         xs, tg = [torch.from_numpy(x) for x in xs], torch.from_numpy(np.asarray(tg))
@@ -177,18 +194,19 @@ def main(argv: "list[str] | None" = None) -> int:
     ap.add_argument("--backends", default="numpy", help="anyxp_nn backends to time (comma-separated)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--tasks", default="seg,det", help="seg (U-Net), det (grid detector) or both")
+    ap.add_argument("--seg-batch", type=int, default=S.BATCH, help=f"U-Net batch (default the demo's, {S.BATCH})")
     args = ap.parse_args(argv)
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    d = data()
+    d = data(args.seg_batch)
     print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    names = {"seg": "U-Net 64x64, batch 16", "det": "grid detector 48x48, batch 32"}
+    names = {"seg": f"U-Net 64x64 (segmentation demo), batch {args.seg_batch}", "det": "grid detector 48x48, batch 32"}
     for task in args.tasks.split(","):
         fns, model = {}, None
         for backend in args.backends.split(","):
             model, fns[f"anyxp_nn[{backend}]"] = ours(task, backend, d)
-        fns["torch"] = reference(task, V.unet(rng=nn.Generator(0)) if task == "seg" else
+        fns["torch"] = reference(task, unet() if task == "seg" else
                                  V.grid_detector(rng=nn.Generator(0)), d)  # the initial weights, on numpy
         ms = interleaved_ms(fns, args.steps)
         print(f"\n{names[task]}, Adam: median ms per training step over {args.steps} steps")

@@ -4,8 +4,8 @@
     python examples/neural_networks_examples.py --backend torch --sections mlp,cnn
 
 Sections are listed in anyxp_nn/demos/__init__.py (SECTIONS); each saves its
-figures into --out and returns summary rows.  A section not written yet is
-skipped with a note; a section that raises makes the exit status 1.
+figures into --out and returns summary rows.  A section that fails to import or
+raises prints its traceback and makes the exit status 1; the others still run.
 The same runner is behind ``anyxp-nn demo``.
 """
 import sys

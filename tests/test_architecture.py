@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,5 +178,17 @@ SCAFFOLDING = ("does not exist yet", "not written yet", "this version of anyxp_n
 
 
 def test_no_scaffolding_language_left():
-    found = {m for m, p in MODULES.items() if any(s in p.read_text(encoding="utf-8").lower() for s in SCAFFOLDING)}
+    root = PACKAGE.parent
+    files = [*MODULES.values(), *sorted((root / "examples").glob("*.py")), *sorted((root / "docs").glob("*.md"))]
+    found = {str(p.relative_to(root)) for p in files
+             if any(s in p.read_text(encoding="utf-8").lower() for s in SCAFFOLDING)}
     assert not found, f"the thing exists now; say what the code does: {sorted(found)}"
+
+
+def test_no_module_touches_matplotlib_global_state():
+    """Figures are made with matplotlib's Figure API: no pyplot (a global figure registry) and
+    no matplotlib.use (the user's backend choice), in the library and in the demos alike."""
+    found = sorted(m for m, p in MODULES.items()
+                   if re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|from matplotlib import pyplot",
+                                p.read_text(encoding="utf-8")))
+    assert not found, f"use matplotlib.figure.Figure instead of pyplot / matplotlib.use in {found}"

@@ -121,3 +121,19 @@ def test_clip_errors(backend):
         optim.clip_grad_value(ps, -1)
     with pytest.raises(TypeError, match=r"clip_grad_norm: expected Parameters \(or a Layer\), got"):
         optim.clip_grad_norm([ps[0].grad], 1.0)
+
+
+@pytest.mark.parametrize("scale", [10.0, 0.01])
+def test_clip_grad_norm_no_sync_is_clip_grad_norm_without_the_read(backend, scale):
+    from anyxp_nn.optim.clip import clip_grad_norm_no_sync
+    a, b = _params(backend, _grads(scale)), _params(backend, _grads(scale))
+    value = optim.clip_grad_norm(a, 1.0)
+    with nn.sync_guard(forbid=True):                 # no host read, no transfer
+        total = clip_grad_norm_no_sync(b, 1.0)
+    assert float(nn.to_numpy(total)) == value
+    for p, q in zip(a, b):                           # the same arithmetic: bitwise equal gradients
+        np.testing.assert_array_equal(nn.to_numpy(p.grad), nn.to_numpy(q.grad))
+    assert clip_grad_norm_no_sync([Parameter(backend.xp.zeros((2,), dtype=backend.dtype("float32"),
+                                                                 device=backend.device))], 1.0) is None
+    with pytest.raises(ValueError, match="clip_grad_norm_no_sync: max_norm must be a float > 0, got 0"):
+        clip_grad_norm_no_sync(b, 0)

@@ -166,3 +166,61 @@ def test_other_argument_errors():
         DataLoader(x, y, augment=3)
     with pytest.raises(ValueError, match="non-finite"):
         DataLoader(x, np.full((10, 1), np.nan), labels=False)
+
+
+def _rows(batches):
+    """The sample indices of the batches of _data (x[i, 0] = 3 i)."""
+    return np.concatenate([nn.to_numpy(xb)[:, 0] // 3 for xb, _ in batches]).astype(int)
+
+
+@pytest.mark.parametrize("on_device", [True, False])
+def test_replacement_draws_uniform_indices_as_torch_random_sampler(backend, on_device):
+    x, y = _data(10)
+    ld = DataLoader(x, y, batch_size=4, rng=3, replacement=True, samples_per_epoch=13, backend=backend,
+                    on_device=on_device)
+    assert len(ld) == 4                                     # ceil(13 / 4)
+    got = _rows(ld)
+    expected = nn.Generator(3).host.integers(0, 10, size=13, dtype=np.int64)
+    np.testing.assert_array_equal(got, expected)            # 13 uniform draws from the loader's generator
+    labels = np.concatenate([nn.to_numpy(yb) for _, yb in ld])
+    second = _rows(ld)
+    assert not np.array_equal(second, got)                  # each epoch draws afresh
+    assert len(labels) == 13 and len(set(got)) < 13         # with replacement: 13 draws of 10 repeat some
+    default = DataLoader(x, y, batch_size=4, rng=3, replacement=True)
+    assert len(_rows(default)) == 10                        # N draws by default, as torch's num_samples=None
+
+
+def test_samples_per_epoch_without_replacement_chains_permutations():
+    x, y = _data(10)
+    got = _rows(DataLoader(x, y, batch_size=5, rng=2, samples_per_epoch=25))
+    assert sorted(got[:10]) == sorted(got[10:20]) == list(range(10))   # two whole permutations
+    assert len(got) == 25 and len(set(got[20:])) == 5                  # then the start of a third
+    assert len(DataLoader(x, y, batch_size=4, samples_per_epoch=25, drop_last=True)) == 6
+
+
+def test_replacement_state_round_trip_and_shard():
+    x, y = _data(10)
+    a = DataLoader(x, y, batch_size=4, rng=5, replacement=True)
+    _rows(a)
+    b = DataLoader(x, y, batch_size=4, rng=0, replacement=True)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(_rows(a), _rows(b))       # the draws resume with the generator
+    ranks = [DataLoader(x, y, batch_size=2, rng=1, replacement=True, samples_per_epoch=7, shard=(r, 2))
+             for r in range(2)]
+    assert [len(ld) for ld in ranks] == [2, 2]              # ceil(7 / 2) = 4 samples per rank
+    both = np.stack([_rows(ld) for ld in ranks], axis=1).ravel()
+    draws = nn.Generator(1).host.integers(0, 10, size=7, dtype=np.int64)
+    np.testing.assert_array_equal(both, np.resize(draws, 8))  # padded by repeating the start, then interleaved
+
+
+def test_replacement_errors():
+    x, y = _data()
+    with pytest.raises(ValueError, match="DataLoader: `replacement=True` draws a random order, so it needs "
+                                         "shuffle=True"):
+        DataLoader(x, y, shuffle=False, replacement=True)
+    with pytest.raises(ValueError, match="DataLoader: `samples_per_epoch=5` draws a random order"):
+        DataLoader(x, y, shuffle=False, samples_per_epoch=5)
+    with pytest.raises(ValueError, match="DataLoader: `samples_per_epoch` must be a positive int, got 0"):
+        DataLoader(x, y, samples_per_epoch=0)
+    with pytest.raises(TypeError, match="DataLoader: `replacement` must be True or False, got 1"):
+        DataLoader(x, y, replacement=1)

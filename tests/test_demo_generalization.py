@@ -51,3 +51,17 @@ def test_deep_mlp_counts_layers():
     assert n_linear(plain) == n_linear(res) == 2 + 2 * 3
     with pytest.raises(ValueError, match="init"):
         depth.deep_mlp(1, False, "bogus", b)
+
+
+def test_depth_section_claims_hold_over_its_seeds(tmp_path):
+    """docs/04's claims at the --quick size, each a median over depth.SEEDS (a deep plain net's run
+    is chaotic: one seed's numbers move with float rounding)."""
+    lines = []
+    rows = {r["item"]: r["value"] for r in depth.depth_experiment("numpy", tmp_path, quick=True, log=lines.append)}
+    loss = {k.split(":")[0]: v for k, v in rows.items() if "training loss" in k}
+    plain_torch, res_torch = loss["20-layer plain MLP, init='torch'"], loss["20-layer residual MLP, init='torch'"]
+    plain_he, res_he = loss["20-layer plain MLP, init='he'"], loss["20-layer residual MLP, init='he'"]
+    assert plain_torch > 2.29                       # chance level ln 10: the vanishing gradient
+    assert res_torch < 0.7 < plain_he + 0.3 < plain_torch + 0.3 and plain_he > res_torch + 0.5  # degradation
+    assert np.isnan(res_he)                         # He-scaled residual branches diverge
+    assert lines[0].startswith("[depth] median (min-max) over seeds 3, 4, 5") and len(lines) == 5

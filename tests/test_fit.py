@@ -93,7 +93,7 @@ def test_history_round_trip_and_plot(tmp_path):
     assert h2.epochs == h.epochs and h2.steps == h.steps
     h.plot(tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000
-    with pytest.raises(KeyError, match="History has no 'nope'"):
+    with pytest.raises(KeyError, match="History: no 'nope' was logged"):
         h["nope"]
 
 
@@ -224,8 +224,10 @@ def test_fit_argument_errors():
     before = model.state_dict()
     with pytest.raises(ValueError, match=r"training labels are in \[1, 3\] but the model outputs 3 classes"):
         fit(model, opt, CE, bad, progress=False)
-    with pytest.raises(ValueError, match=r"validation labels are in \[0, 5\]"):
+    with pytest.raises(ValueError, match=r"fit: validation labels are in \[0, 5\]"):
         fit(model, opt, CE, ld, val_data=(x, y + 3 * (y == 2)), progress=False)
+    with pytest.raises(ValueError, match=r"evaluate: data labels are in \[0, 5\] but the model outputs 3 classes"):
+        evaluate(model, (x, y + 3 * (y == 2)), CE)
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])  # nothing was trained
     with pytest.raises(ValueError, match="`epochs` must be a non-negative int"):
@@ -234,3 +236,41 @@ def test_fit_argument_errors():
         fit(model, opt, CE, DataLoader(x, y, batch_size=256, drop_last=True))
     with pytest.raises(TypeError, match="callbacks must be Callback instances"):
         fit(model, opt, CE, ld, callbacks=[print])
+
+
+class _GradRecorder(Callback):
+    """What on_before_step sees: the step counter and the step's gradients, before clipping."""
+
+    def __init__(self):
+        self.steps, self.norms = [], []
+
+    def on_before_step(self, state):
+        xp = state.model.backend.xp
+        self.steps.append(state.step)
+        self.norms.append(float(state.model.backend.to_numpy(
+            xp.sqrt(sum(xp.sum(p.grad * p.grad) for p in state.model.parameters())))))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_on_before_step_sees_each_steps_gradients_before_clipping(k, backend):
+    model, opt, ld, _ = setup(backend, batch_size=40)          # 240 samples: 6 batches
+    rec = _GradRecorder()
+    h = fit(model, opt, CE, ld, epochs=2, progress=False, callbacks=[rec], clip_grad_norm=1e-3, accumulate_steps=k)
+    assert rec.steps == list(range(len(h.steps["step"])))       # once per optimizer step, before it counts
+    assert len(rec.steps) == 2 * 6 // k
+    np.testing.assert_allclose(rec.norms, h.steps["grad_norm"], rtol=1e-5)  # fit logs the norm before clipping
+    assert min(rec.norms) > 1e-3                                # so these are unclipped gradients
+
+
+def test_on_before_step_runs_before_the_update():
+    model, opt, ld, _ = setup()
+    seen = []
+
+    class Snapshot(Callback):
+        def on_before_step(self, state):
+            seen.append(nn.to_numpy(state.model.parameters()[0].data).copy())
+
+    fit(model, opt, CE, ld, epochs=1, progress=False, callbacks=[Snapshot()])
+    assert not np.array_equal(seen[0], seen[1])                 # the first step updated the weights in between
+    first = nn.to_numpy(mlp("numpy").parameters()[0].data)      # the same seed: the initial weights
+    np.testing.assert_array_equal(seen[0], first)

@@ -192,6 +192,66 @@ def test_pixel_cross_entropy_errors(backend):
         V.pixel_cross_entropy(z, backend.asarray(np.zeros((2, 4, 4), dtype=np.float32)))
 
 
+def test_soft_dice_loss_matches_torch_autograd(backend):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, (2, 4, 3, 5))
+    y = rng.integers(0, 3, (2, 3, 5))  # class 3 absent: its Dice is 1 only through the smoothing
+    for smooth in (1.0, 0.0):
+        if smooth == 0.0:
+            y[0, 0, 0] = 3
+        loss, dz = V.soft_dice_loss(backend.asarray(z, dtype="float64"), backend.asarray(y), smooth=smooth)
+        zt = torch.tensor(z, requires_grad=True)
+        p = torch.softmax(zt, dim=1)
+        g = torch.nn.functional.one_hot(torch.tensor(y), 4).permute(0, 3, 1, 2).double()
+        inter, total = (p * g).sum((0, 2, 3)), p.sum((0, 2, 3)) + g.sum((0, 2, 3))
+        ref = 1 - ((2 * inter + smooth) / (total + smooth)).mean()
+        ref.backward()
+        assert float(_np(loss)) == pytest.approx(ref.item(), rel=1e-10)
+        np.testing.assert_allclose(_np(dz), zt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        assert backend.owns(dz) and dz.dtype == backend.xp.float64
+
+
+def test_soft_dice_loss_errors(backend):
+    z = backend.asarray(np.zeros((2, 3, 4, 4), dtype=np.float32))
+    labels = backend.asarray(np.zeros((2, 4, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"soft_dice_loss: `labels` must be \(2, 4, 4\)"):
+        V.soft_dice_loss(z, backend.asarray(np.zeros((2, 4), dtype=np.int64)))
+    with pytest.raises(TypeError, match=r"soft_dice_loss: `labels` must be integer class ids"):
+        V.soft_dice_loss(z, backend.asarray(np.zeros((2, 4, 4), dtype=np.float32)))
+    with pytest.raises(TypeError, match=r"soft_dice_loss: `logits` must be real floating"):
+        V.soft_dice_loss(labels, labels)
+    with pytest.raises(ValueError, match=r"soft_dice_loss: `smooth` must be a number >= 0, got -1"):
+        V.soft_dice_loss(z, labels, smooth=-1)
+
+
+def test_segmentation_loss_is_cross_entropy_plus_dice(backend):
+    rng = np.random.default_rng(4)
+    z = backend.asarray(rng.normal(0, 2, (2, 4, 3, 5)), dtype="float64")
+    y = backend.asarray(rng.integers(0, 3, (2, 3, 5)))
+    w = backend.asarray(np.array([0.2, 1.0, 3.0, 0.5]), dtype="float64")
+    for weight, dice in ((w, 0.7), (None, 1.0), (w, 0.0)):
+        loss, dz = V.segmentation_loss(z, y, weight, dice=dice, smooth=0.5)
+        l_ce, d_ce = V.pixel_cross_entropy(z, y, weight)
+        l_dice, d_dice = V.soft_dice_loss(z, y, smooth=0.5)
+        assert float(_np(loss)) == pytest.approx(float(_np(l_ce)) + dice * float(_np(l_dice)), rel=1e-12)
+        np.testing.assert_allclose(_np(dz), _np(d_ce) + dice * _np(d_dice), rtol=1e-10, atol=1e-14)
+        assert backend.owns(dz) and dz.dtype == backend.xp.float64
+
+
+def test_segmentation_loss_errors(backend):
+    z = backend.asarray(np.zeros((2, 3, 4, 4), dtype=np.float32))
+    labels = backend.asarray(np.zeros((2, 4, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"segmentation_loss: `labels` must be \(2, 4, 4\)"):
+        V.segmentation_loss(z, backend.asarray(np.zeros((2, 4), dtype=np.int64)))
+    with pytest.raises(ValueError, match=r"segmentation_loss: `weight` must be \(3,\) for 3 classes"):
+        V.segmentation_loss(z, labels, backend.asarray(np.ones(2, dtype=np.float32)))
+    with pytest.raises(ValueError, match=r"segmentation_loss: `dice` must be a number >= 0, got -0.5"):
+        V.segmentation_loss(z, labels, dice=-0.5)
+    with pytest.raises(ValueError, match=r"segmentation_loss: `smooth` must be a number >= 0, got True"):
+        V.segmentation_loss(z, labels, smooth=True)
+
+
 # -- the grid detector --------------------------------------------------------------------------------
 def _gt():
     boxes = np.array([[[2, 3, 14, 20], [30, 30, 44, 46], [0, 0, 0, 0]],
@@ -251,6 +311,14 @@ def test_detection_loss_matches_torch_autograd(backend):
 
 
 # -- canvases -----------------------------------------------------------------------------------------
+def test_canvases_errors():
+    with pytest.raises(ValueError, match=r"make_detection_canvases: `digits` must be \(lo, hi\) with 1 <= lo <= hi, "
+                                         r"got \(3, 2\)"):
+        V.make_detection_canvases(2, digits=(3, 2))
+    with pytest.raises(ValueError, match=r"make_segmentation_canvases: `digit_size` \(24, 40\) does not fit a 32px"):
+        V.make_segmentation_canvases(2, size=32, digit_size=(24, 40))
+
+
 def test_canvases_are_deterministic_and_labelled():
     X, boxes, labels, valid = V.make_detection_canvases(20, seed=3)
     X2, boxes2, _, _ = V.make_detection_canvases(20, seed=3)
@@ -278,11 +346,19 @@ def _torch_twin():
     return mod.torch_twin
 
 
-@pytest.mark.parametrize("which", ["unet", "grid_detector"])
+def test_unet_widths_errors():
+    with pytest.raises(ValueError, match=r"unet: `widths` must be 4 positive ints .*got \(8, 16, 32\)"):
+        V.unet(widths=(8, 16, 32))
+    with pytest.raises(ValueError, match=r"unet: `widths` must be 4 positive ints .*got \(8, 16, 0, 64\)"):
+        V.unet(widths=(8, 16, 0, 64))
+
+
+@pytest.mark.parametrize("which", ["unet", "unet-widths", "grid_detector"])
 def test_vision_models_match_torch_twin(which, backend):
     """Forward (train mode: batch statistics) and every parameter gradient equal PyTorch autograd."""
     torch = pytest.importorskip("torch")
-    build = {"unet": lambda **k: V.unet(5, width=2, **k), "grid_detector": lambda **k: V.grid_detector(3, width=2, **k)}
+    build = {"unet": lambda **k: V.unet(5, width=2, **k), "unet-widths": lambda **k: V.unet(5, widths=(2, 3, 5, 4), **k),
+             "grid_detector": lambda **k: V.grid_detector(3, width=2, **k)}
     model = build[which](backend=backend, dtype="float64", rng=nn.Generator(0))
     twin = _torch_twin()(model)
     x = np.random.default_rng(4).random((2, 1, 16, 16))

@@ -1,37 +1,38 @@
-"""The mini-batch training epoch and the accuracy the demo sections share."""
+"""What the demo sections share: a callback that runs a function after every epoch of
+``nn.fit``, hold-out accuracy through ``nn.training.evaluate``, and figures without pyplot.
+
+The sections train with ``nn.fit`` over an ``nn.data.DataLoader``; the one hand-written
+loop is ``demos/mlp.py``'s ``SimpleNeuralNetwork.fit``, the from-scratch teaching version.
+"""
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import Any, Callable
 
 import anyxp_nn as nn
-from anyxp_nn.losses import softmax_cross_entropy
-from anyxp_nn.training import evaluate
+from anyxp_nn.training import Callback, FitState, evaluate
 
-__all__ = ["accuracy", "train_epoch"]
-
-
-def train_epoch(model: nn.Layer, opt: Any, X: np.ndarray, y: np.ndarray, *, batch_size: int,
-                rng: nn.Generator, label_smoothing: float = 0.0) -> list[Any]:
-    """One pass over host data in an order drawn from ``rng``; each batch moves to the
-    model's backend once.  Returns the per-step losses as device scalars (not read:
-    the caller reads what it needs in one transfer)."""
-    b = model.backend
-    perm = rng.permutation(len(X))
-    losses = []
-    for i in range(0, len(X), batch_size):
-        idx = perm[i:i + batch_size]
-        logits, backprop = model.forward(b.asarray(X[idx]), train=True)
-        loss, dlogits = softmax_cross_entropy(logits, b.asarray(y[idx]), label_smoothing=label_smoothing,
-                                              check_labels=False)
-        model.zero_grad()
-        backprop(dlogits, need_dx=False)  # the first layer skips its dX
-        opt.step()
-        losses.append(loss)
-    return losses
+__all__ = ["EachEpoch", "accuracy", "subplots"]
 
 
-def accuracy(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
+class EachEpoch(Callback):
+    """Call ``fn(epoch, logs)`` at the end of every epoch of ``nn.fit`` (as Keras'
+    ``LambdaCallback(on_epoch_end=...)``): ``epoch`` 0-based, ``logs`` the epoch's history row."""
+
+    def __init__(self, fn: Callable[[int, dict], Any]):
+        self.fn = fn
+
+    def on_epoch_end(self, state: FitState) -> None:
+        self.fn(state.epoch, state.logs)
+
+
+def accuracy(model: nn.Layer, X: Any, y: Any, batch_size: int = 500) -> float:
     """Fraction of correct argmax predictions on host data, in inference mode: ``nn.training.evaluate``."""
     return evaluate(model, (X, y), metrics=("accuracy",), batch_size=batch_size)["accuracy"]
+
+
+def subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Any, Any]:
+    """``plt.subplots(*grid, figsize=...)`` through matplotlib's Figure API: no pyplot, so no
+    global backend choice and no figure registry to close (``fig.savefig`` renders with Agg)."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)

@@ -1,6 +1,6 @@
 """Demo section "Convolutional Neural Networks": the MNIST CNN on the 5,000-digit subset.
 
-Trains :func:`anyxp_nn.models.mnist_cnn` with Adam and a plain minibatch loop, reports the
+Trains :func:`anyxp_nn.models.mnist_cnn` with Adam through ``nn.fit``, reports the
 hold-out accuracy and seconds per epoch, and saves three figures: the learned first-layer
 filters and the (post-ReLU) feature maps of both conv layers for one test digit.
 
@@ -8,9 +8,7 @@ filters and the (post-ReLU) feature maps of both conv layers for one test digit.
 """
 from __future__ import annotations
 
-import math
 import pathlib
-import time
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,7 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.models import mnist_cnn
 
-from ._loop import accuracy, train_epoch
+from ._loop import EachEpoch, accuracy, subplots
 
 __all__ = ["run", "train", "accuracy"]
 
@@ -36,22 +34,14 @@ QUICK_TEST = 400
 
 def train(model: nn.Layer, X: np.ndarray, y: np.ndarray, epochs: int, *, lr: float = LR, batch: int = BATCH,
           seed: int = 0, log: Any = print) -> list[float]:
-    """Minibatch Adam with a cosine learning-rate decay
+    """``nn.fit`` with Adam and a cosine learning-rate decay
     ``lr_k = lr/2 * (1 + cos(pi k / total_steps))``; returns the seconds of each epoch."""
-    b = model.backend
-    total = epochs * math.ceil(len(X) / batch)
-    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, total))
-    rng = nn.random.Generator(seed)
-    seconds = []
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        losses = train_epoch(model, opt, X, y, batch_size=batch, rng=rng)
-        # note: one host read per epoch: the first and the last batch's loss
-        running = float(np.sum(b.to_numpy(b.xp.stack([losses[0], losses[-1]]))))
-        b.synchronize()
-        seconds.append(time.perf_counter() - t0)
-        log(f"  epoch {epoch + 1}/{epochs}: loss {running / 2:.4f} ({seconds[-1]:.2f} s)")
-    return seconds
+    loader = nn.data.DataLoader(X, y, batch_size=batch, backend=model.backend, rng=nn.random.Generator(seed))
+    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * len(loader)))
+    history = nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, epochs=epochs, metrics=(), progress=False,
+                     callbacks=[EachEpoch(lambda e, row: log(f"  epoch {e + 1}/{epochs}: loss {row['loss']:.4f} "
+                                                             f"({row['time_s']:.2f} s)"))])
+    return list(history.epochs["time_s"])
 
 
 def _grid(ax_grid: Any, images: np.ndarray, cmap: str = "gray") -> None:
@@ -64,27 +54,22 @@ def _grid(ax_grid: Any, images: np.ndarray, cmap: str = "gray") -> None:
 
 def save_figures(model: nn.Layer, digit: np.ndarray, out_dir: pathlib.Path) -> list[pathlib.Path]:
     """First-layer filters and the feature maps of each conv block for one digit (1, 1, 28, 28)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     b = model.backend
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     w = nn.to_numpy(model[0].weight.data)[:, 0]  # (32, 3, 3)
-    fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
+    fig, axes = subplots(4, 8, figsize=(8, 4.4))
     _grid(axes, w, cmap="bwr")
     fig.suptitle("Conv2D(1, 32, 3x3): learned filters (blue < 0 < red)")
     paths.append(out_dir / "cnn_filters.png")
     fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
 
     h = b.asarray(digit)
     for name, stop, cols in (("conv1", 2, 8), ("conv2", 5, 8)):
         h_maps = model[:stop](h)  # Conv -> ReLU of block 1 (layers 0-1) or through block 2 (0-4)
         maps = nn.to_numpy(h_maps)[0]
         rows = len(maps) // cols
-        fig, axes = plt.subplots(rows, cols + 1, figsize=(cols + 1, rows * 1.05 + 0.4))
+        fig, axes = subplots(rows, cols + 1, figsize=(cols + 1, rows * 1.05 + 0.4))
         for r in range(rows):
             axes[r, 0].imshow(digit[0, 0], cmap="gray") if r == 0 else None
             axes[r, 0].axis("off")
@@ -93,7 +78,6 @@ def save_figures(model: nn.Layer, digit: np.ndarray, out_dir: pathlib.Path) -> l
                      "input digit at left")
         paths.append(out_dir / f"cnn_feature_maps_{name}.png")
         fig.savefig(paths[-1], dpi=80)
-        plt.close(fig)
     return paths
 
 

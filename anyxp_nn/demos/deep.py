@@ -2,8 +2,8 @@
 data augmentation and a small ResNet on MNIST-5k.
 
 ``run(backend, out_dir, quick)`` saves one figure per experiment into ``out_dir`` and
-returns summary rows.  Every experiment is a plain minibatch loop (forward, loss,
-backprop, SGD step) so the mechanics stay visible.
+returns summary rows.  Every experiment trains with ``nn.fit`` and minibatch SGD
+(:func:`train`).
 """
 from __future__ import annotations
 
@@ -17,50 +17,31 @@ import anyxp_nn as nn
 from anyxp_nn import augment as A
 from anyxp_nn.datasets import load_mnist_5k, train_test_split
 
-from ._loop import accuracy
+from ._loop import EachEpoch, accuracy, subplots
 
 SECTION = "Deep Learning Optimization"
 
 
-# -- the training loop shared by every experiment --------------------------------------------------
-
-def _batches(n: int, batch_size: int, rng: nn.Generator) -> list[np.ndarray]:
-    perm = rng.permutation(n)
-    return [perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]  # drop the ragged tail
-
+# -- the training call shared by every experiment ------------------------------------------------
 
 def train(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: Any, batch_size: int = 64,
           momentum: float = 0.9, augment: "Callable[..., Any] | None" = None, seed: int = 0,
           on_epoch: "Callable[[int], None] | None" = None) -> list[float]:
-    """Minibatch SGD on host data; returns the loss of every step (read once per epoch).
+    """``nn.fit`` with minibatch SGD on host data (the ragged last batch dropped); returns the
+    loss of every step.
 
     ``lr`` is a float or a schedule ``step -> float`` (``"cosine"``: cosine annealing to 0 over the run).
+    ``augment(xb, rng=...)`` transforms each device batch, drawing from the loader's generator.
     """
-    b = model.backend
-    rng = nn.Generator(seed)
+    loader = nn.data.DataLoader(X, y, batch_size=batch_size, drop_last=True, augment=augment,
+                                backend=model.backend, rng=nn.Generator(seed), dtype=model.dtype)
     if lr == "cosine":
-        lr = nn.optim.cosine_annealing(0.1, epochs * (len(X) // batch_size))
+        lr = nn.optim.cosine_annealing(0.1, epochs * len(loader))
     opt = nn.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    Xd, yd = b.asarray(X, dtype=model.dtype), b.asarray(y)  # the dataset moves once
-    xp = b.xp
-    losses: list[float] = []
-    for epoch in range(epochs):
-        epoch_losses = []
-        for idx in _batches(len(X), batch_size, rng):
-            i = b.asarray(idx)
-            xb, yb = xp.take(Xd, i, axis=0), xp.take(yd, i, axis=0)
-            if augment is not None:
-                xb = augment(xb, rng=rng)
-            logits, backprop = model.forward(xb, train=True)
-            loss, dlogits = nn.losses.softmax_cross_entropy(logits, yb, check_labels=False)
-            model.zero_grad()
-            backprop(dlogits, need_dx=False)
-            opt.step()
-            epoch_losses.append(loss)
-        losses += [float(v) for v in b.to_numpy(xp.stack(epoch_losses))]  # one host read per epoch
-        if on_epoch is not None:
-            on_epoch(epoch)
-    return losses
+    each = [EachEpoch(lambda epoch, row: on_epoch(epoch))] if on_epoch is not None else []
+    history = nn.fit(model, opt, nn.losses.softmax_cross_entropy, loader, epochs=epochs, metrics=(),
+                     callbacks=each, progress=False)
+    return list(history.steps["loss"])
 
 
 def evaluate(model: nn.Layer, X: np.ndarray, y: np.ndarray, batch_size: int = 500) -> tuple[float, float]:
@@ -96,7 +77,7 @@ def _mlp(depth: int, width: int, bn: bool, dropout: float, kw: dict) -> nn.Seque
     return nn.Sequential(*layers)
 
 
-def batchnorm_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) -> list[dict]:
+def batchnorm_experiment(data: tuple, kw: dict, out: Path, quick: bool) -> list[dict]:
     Xtr, Xte, ytr, yte = data
     epochs = 1 if quick else 4
     curves, rows = {}, []
@@ -108,7 +89,7 @@ def batchnorm_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any
         name = "with BatchNorm" if bn else "without BatchNorm"
         rows.append(_row(f"MLP 4x128 {name}: hold-out accuracy", accuracy(model, Xte, yte), "fraction"))
         rows.append(_row(f"MLP 4x128 {name}: final training loss", np.mean(curves[bn][-10:]), "nats"))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for bn, c in curves.items():
         ax.plot(_smooth(c), label="with BatchNorm1D" if bn else "plain")
     ax.set(xlabel="SGD step", ylabel="training loss (10-step mean)", yscale="log",
@@ -116,13 +97,12 @@ def batchnorm_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "deep_batchnorm.png", dpi=110)
-    plt.close(fig)
     return rows
 
 
 # -- 2. dropout ---------------------------------------------------------------------------------
 
-def dropout_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) -> list[dict]:
+def dropout_experiment(data: tuple, kw: dict, out: Path, quick: bool) -> list[dict]:
     Xtr, Xte, ytr, yte = data
     n = 500  # a small training set with 30% of its labels replaced by random ones invites memorising
     epochs = 10 if quick else 40
@@ -149,7 +129,7 @@ def dropout_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) 
         rows.append(_row(f"{what}: train accuracy", ta, "fraction"))
         rows.append(_row(f"{what}: hold-out accuracy", vacc, "fraction"))
         rows.append(_row(f"{what}: train - hold-out accuracy gap", ta - vacc, "fraction"))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     ep = range(1, epochs + 1)
     for p, (tr, va) in hist.items():
         label = f"Dropout({p})" if p else "no dropout"
@@ -164,7 +144,6 @@ def dropout_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) 
     a2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "deep_dropout.png", dpi=110)
-    plt.close(fig)
     return rows
 
 
@@ -188,7 +167,7 @@ def _hidden_grad_norms(model: nn.Layer) -> list[float]:
             if name.endswith("weight") and p.shape[0] == p.shape[1] and p.grad is not None]
 
 
-def residual_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) -> list[dict]:
+def residual_experiment(data: tuple, kw: dict, out: Path, quick: bool) -> list[dict]:
     Xtr, _, ytr, _ = data
     width = 64
     epochs = 1 if quick else 3
@@ -207,7 +186,7 @@ def residual_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any)
         rows.append(_row(f"20-layer {name} MLP: |dL/dW| first/last hidden layer at init",
                          norms[residual][0] / norms[residual][-1], "ratio"))
         rows.append(_row(f"20-layer {name} MLP: final training loss", np.mean(curves[residual][-10:]), "nats"))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     for residual in (False, True):
         label = "residual (10 blocks of 2)" if residual else "plain"
         a1.semilogy(range(1, 21), norms[residual], "o-", label=label)
@@ -219,13 +198,12 @@ def residual_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any)
     a2.legend()
     fig.tight_layout()
     fig.savefig(out / "deep_residual.png", dpi=110)
-    plt.close(fig)
     return rows
 
 
 # -- 4. augmentation gallery ----------------------------------------------------------------------
 
-def augmentation_grid(data: tuple, kw: dict, out: Path, plt: Any) -> list[dict]:
+def augmentation_grid(data: tuple, kw: dict, out: Path) -> list[dict]:
     Xtr, _, ytr, _ = data
     b = nn.get_backend(kw["backend"])
     x = b.asarray(Xtr[:6])
@@ -242,7 +220,7 @@ def augmentation_grid(data: tuple, kw: dict, out: Path, plt: Any) -> list[dict]:
     cols = {name: (x if t is None else t(x, rng=4)) for name, t in transforms.items()}
     mixed, soft = A.MixUp(1.0)(x, b.asarray(ytr[:6]), 10, rng=4)
     cols["mixup"] = mixed
-    fig, axes = plt.subplots(6, len(cols), figsize=(1.3 * len(cols), 8))
+    fig, axes = subplots(6, len(cols), figsize=(1.3 * len(cols), 8))
     for j, (name, imgs) in enumerate(cols.items()):
         host = b.to_numpy(imgs)
         for i in range(6):
@@ -259,7 +237,6 @@ def augmentation_grid(data: tuple, kw: dict, out: Path, plt: Any) -> list[dict]:
     fig.suptitle("Per-sample augmentations of one batch (seed 4)")
     fig.tight_layout()
     fig.savefig(out / "deep_augmentations.png", dpi=110)
-    plt.close(fig)
     # cost of a typical pipeline on a batch of 64 (best of 5 after one warm-up)
     pipe = A.Compose([A.RandomCrop(28, padding=2), A.RandomRotation(10)])
     x64 = b.asarray(Xtr[:64])
@@ -282,7 +259,7 @@ def _half(X: np.ndarray) -> np.ndarray:
 
 # -- 5. a small ResNet with and without augmentation ---------------------------------------------
 
-def resnet_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) -> list[dict]:
+def resnet_experiment(data: tuple, kw: dict, out: Path, quick: bool) -> list[dict]:
     from anyxp_nn.models import small_resnet
     Xtr, Xte, ytr, yte = data
     if quick:  # 14x14 images (2x2 means): a quarter of the convolution work
@@ -308,7 +285,7 @@ def resnet_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) -
                          "hold-out accuracy",
                          acc[-1], "fraction"))
         rows.append(_row(f"small ResNet {name}: training time", seconds, "s"))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     for use_aug, (losses, acc) in hist.items():
         label = "crop+rotation" if use_aug else "no augmentation"
         a1.plot(_smooth(losses), label=label)
@@ -319,16 +296,11 @@ def resnet_experiment(data: tuple, kw: dict, out: Path, quick: bool, plt: Any) -
     a2.legend()
     fig.tight_layout()
     fig.savefig(out / "deep_resnet.png", dpi=110)
-    plt.close(fig)
     return rows
 
 
 def run(backend: str, out_dir: Path, quick: bool) -> list[dict]:
     """Run every experiment of the section on ``backend``; figures go to ``out_dir``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     b = nn.get_backend(backend)
@@ -339,10 +311,10 @@ def run(backend: str, out_dir: Path, quick: bool) -> list[dict]:
     if quick:
         flat = (flat[0][:2000], flat[1][:500], flat[2][:2000], flat[3][:500])
     rows = []
-    rows += batchnorm_experiment(flat, kw, out, quick, plt)
-    rows += dropout_experiment(flat, kw, out, quick, plt)
-    rows += residual_experiment(flat, kw, out, quick, plt)
-    rows += augmentation_grid((Xtr, Xte, ytr, yte), kw, out, plt)
+    rows += batchnorm_experiment(flat, kw, out, quick)
+    rows += dropout_experiment(flat, kw, out, quick)
+    rows += residual_experiment(flat, kw, out, quick)
+    rows += augmentation_grid((Xtr, Xte, ytr, yte), kw, out)
     if hasattr(nn, "Conv2D"):
-        rows += resnet_experiment((Xtr, Xte, ytr, yte), kw, out, quick, plt)
+        rows += resnet_experiment((Xtr, Xte, ytr, yte), kw, out, quick)
     return rows

@@ -3,7 +3,8 @@
 Plain and residual MLPs of 20 and 50 hidden layers on MNIST-5k, with PyTorch's default
 initialisation (``init="torch"``, below the He scale) and with He initialisation. For each
 it prints the ratio of the first to the last hidden layer's weight-gradient norm at
-initialisation, and the training loss and hold-out accuracy after a few epochs of SGD.
+initialisation, and the training loss and hold-out accuracy after a few epochs of SGD, each
+as the median and range over three seeds.
 It separates two effects that the classic plain-vs-residual picture mixes up: a
 vanishing gradient caused by the initialisation, and the harder optimisation of deep
 plain networks (the degradation problem that motivated ResNets) that remains with a good
@@ -24,7 +25,7 @@ from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from ._loop import accuracy
 from .deep import _hidden_grad_norms, train
 
-__all__ = ["run", "deep_mlp", "depth_experiment"]
+__all__ = ["SEEDS", "deep_mlp", "depth_experiment", "run"]
 
 SECTION = "Depth"
 
@@ -43,32 +44,33 @@ def deep_mlp(hidden_pairs: int, residual: bool, init: str, backend: Any, width: 
     return nn.Sequential(*layers)
 
 
-def depth_experiment(backend: Any, out: Path, quick: bool, log: Any = print) -> list[dict]:
+SEEDS = (3, 4, 5)
+
+
+def depth_experiment(backend: Any, out: Path, quick: bool, log: Any = print, seeds: tuple[int, ...] = SEEDS
+                     ) -> list[dict]:
+    """Each configuration trained once per seed (initial weights and batch order); prints and returns
+    the median over the seeds with the range.  One seed is not enough: a deep plain net's training
+    is chaotic, so the last bit of a float (e.g. from another BLAS thread count) moves its numbers."""
     X, y = load_mnist_5k()
     Xtr, Xte, ytr, yte = train_test_split(X, y, 0.2, seed=0)
     epochs, depths = (1, (10,)) if quick else (3, (10, 25))
     b = nn.get_backend(backend)
     rows, results = [], {}
+    log(f"[depth] median (min-max) over seeds {', '.join(map(str, seeds))}, {epochs} epoch(s) of SGD each")
     for init in ("torch", "he"):
         for pairs in depths:
             for residual in (False, True):
-                nn.manual_seed(3)
-                model = deep_mlp(pairs, residual, init, b)
-                logits, backprop = model.forward(b.asarray(Xtr[:256]))
-                _, d = nn.losses.softmax_cross_entropy(logits, b.asarray(ytr[:256]))
-                model.zero_grad()
-                backprop(d)
-                g = _hidden_grad_norms(model)
-                with np.errstate(all="ignore"):
-                    curve = train(model, Xtr, ytr, epochs=epochs, lr=0.02, seed=3)
-                    loss, acc = float(np.mean(curve[-10:])), accuracy(model, Xte, yte)
+                runs = [_train_once(pairs, residual, init, b, seed, (Xtr, Xte, ytr, yte), epochs) for seed in seeds]
+                g, curve = runs[0][0], runs[0][1]  # the figure shows the first seed
+                ratio, loss, acc = (np.array(v) for v in zip(*[(r[0][0] / r[0][-1], r[2], r[3]) for r in runs]))
                 name = f"{2 * pairs}-layer {'residual' if residual else 'plain'} MLP, init={init!r}"
                 results[init, pairs, residual] = (g, curve)
-                log(f"[depth] {name:38s}: |dW| first/last hidden layer at init {g[0] / g[-1]:.2g}, "
-                    f"training loss after {epochs} epoch(s) {loss:.3f}, hold-out accuracy {acc:.3f}")
-                rows.append(_row(f"{name}: |dW| first/last at init", g[0] / g[-1], "ratio"))
-                rows.append(_row(f"{name}: training loss after {epochs} epochs", loss, "nats"))
-                rows.append(_row(f"{name}: hold-out accuracy", acc, "fraction"))
+                log(f"[depth] {name:38s}: |dW| first/last hidden layer at init {_spread(ratio, '.2g')}, "
+                    f"training loss {_spread(loss, '.3f')}, hold-out accuracy {_spread(acc, '.3f')}")
+                rows.append(_row(f"{name}: |dW| first/last at init (median)", _median(ratio), "ratio"))
+                rows.append(_row(f"{name}: training loss after {epochs} epochs (median)", _median(loss), "nats"))
+                rows.append(_row(f"{name}: hold-out accuracy (median)", _median(acc), "fraction"))
     from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4))
     a1, a2 = fig.subplots(1, 2)
@@ -89,6 +91,37 @@ def depth_experiment(backend: Any, out: Path, quick: bool, log: Any = print) -> 
     a2.legend(fontsize=7)
     fig.savefig(out / "depth_init_vs_residual.png", dpi=80, bbox_inches="tight")
     return rows
+
+
+def _train_once(pairs: int, residual: bool, init: str, b: Any, seed: int, data: tuple, epochs: int
+                ) -> tuple[list[float], list[float], float, float]:
+    """(hidden-layer gradient norms at init, loss per step, final loss (10-step mean), hold-out accuracy)."""
+    Xtr, Xte, ytr, yte = data
+    nn.manual_seed(seed)
+    model = deep_mlp(pairs, residual, init, b)
+    logits, backprop = model.forward(b.asarray(Xtr[:256]))
+    _, d = nn.losses.softmax_cross_entropy(logits, b.asarray(ytr[:256]))
+    model.zero_grad()
+    backprop(d)
+    g = _hidden_grad_norms(model)
+    with np.errstate(all="ignore"):
+        curve = train(model, Xtr, ytr, epochs=epochs, lr=0.02, seed=seed)
+        return g, curve, float(np.mean(curve[-10:])), accuracy(model, Xte, yte)
+
+
+def _spread(v: np.ndarray, fmt: str) -> str:
+    """``"median (min-max)"`` (the lower median for an even count); NaN (a diverged run) sorts last."""
+    lo, mid, hi = (format(q, fmt) for q in (_nan_last(v)[0], _median(v), _nan_last(v)[-1]))
+    return mid if lo == hi else f"{mid} ({lo}-{hi})"
+
+
+def _nan_last(v: np.ndarray) -> list[float]:
+    return sorted(v.tolist(), key=lambda a: (np.isnan(a), a))
+
+
+def _median(v: np.ndarray) -> float:
+    """The (lower) median, NaN sorting last, as :func:`_spread` prints it."""
+    return _nan_last(v)[(len(v) - 1) // 2]
 
 
 def _row(item: str, value: float, unit: str = "") -> dict:

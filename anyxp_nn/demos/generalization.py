@@ -19,7 +19,6 @@ Four experiments, each a function that returns summary rows and saves one figure
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 import anyxp_nn as nn
 from anyxp_nn.datasets import load_digits, load_mnist_5k, train_test_split
 
-from ._loop import accuracy, train_epoch
+from ._loop import EachEpoch, accuracy
 
 __all__ = ["run", "mlp", "small_cnn", "fit", "accuracy", "capacity_experiment", "label_noise_experiment",
            "scrambled_pixels_experiment", "linear_probe_experiment", "linear_probe"]
@@ -59,13 +58,11 @@ def small_cnn(backend: Any, seed: int = 0, width: int = 16) -> nn.Sequential:
 
 def fit(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: float = 1e-3, batch_size: int = 64,
         seed: int = 0, on_epoch: Any = None) -> None:
-    """Adam with a constant learning rate; ``on_epoch(epoch)`` after every epoch."""
-    opt = nn.optim.Adam(model.parameters(), lr=lr)
-    rng = nn.Generator(seed)
-    for epoch in range(epochs):
-        train_epoch(model, opt, X, y, batch_size=batch_size, rng=rng)
-        if on_epoch is not None:
-            on_epoch(epoch)
+    """``nn.fit`` with Adam at a constant learning rate; ``on_epoch(epoch)`` after every epoch."""
+    loader = nn.data.DataLoader(X, y, batch_size=batch_size, backend=model.backend, rng=nn.Generator(seed))
+    each = [EachEpoch(lambda epoch, row: on_epoch(epoch))] if on_epoch is not None else []
+    nn.fit(model, nn.optim.Adam(model.parameters(), lr=lr), nn.losses.softmax_cross_entropy, loader, epochs=epochs,
+           metrics=(), callbacks=each, progress=False)
 
 
 def _figure(ncols: int, width: float = 5.0, height: float = 3.6) -> tuple[Any, Any]:
@@ -209,15 +206,9 @@ def linear_probe(Ftr: np.ndarray, ytr: np.ndarray, Fte: np.ndarray, yte: np.ndar
     mu, sd = Ftr.mean(axis=0), Ftr.std(axis=0) + 1e-6
     Ftr, Fte = ((Ftr - mu) / sd).astype(np.float32), ((Fte - mu) / sd).astype(np.float32)
     head = nn.Linear(Ftr.shape[1], 10, rng=nn.Generator(0), init="zeros", backend=backend)
-    opt = nn.optim.Adam(head.parameters(), lr=0.01)
-    b = backend
-    xb, yb = b.asarray(Ftr), b.asarray(ytr)
-    for _ in range(steps):
-        logits, backprop = head.forward(xb)
-        _, d = nn.losses.softmax_cross_entropy(logits, yb)
-        head.zero_grad()
-        backprop(d, need_dx=False)
-        opt.step()
+    full_batch = nn.data.DataLoader(Ftr, ytr, batch_size=len(Ftr), shuffle=False, backend=backend)
+    nn.fit(head, nn.optim.Adam(head.parameters(), lr=0.01), nn.losses.softmax_cross_entropy, full_batch,
+           epochs=steps, metrics=(), progress=False)
     return accuracy(head, Fte, yte)
 
 

@@ -21,8 +21,11 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_digits
 from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.monitor import GradientMonitor
+from anyxp_nn.training import Callback, FitState
 
-__all__ = ["run", "deep_mlp", "CONFIGS"]
+from ._loop import subplots
+
+__all__ = ["CONFIGS", "GradNorms", "deep_mlp", "run"]
 
 SECTION = "Vanishing and Exploding Gradients"
 DEPTH, WIDTH = 10, 64
@@ -55,46 +58,37 @@ def deep_mlp(activation: type, init: Any, backend: Any, depth: int = DEPTH, widt
     return nn.Sequential(*layers)
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
+class GradNorms(Callback):
+    """Records the global L2 norm of the gradients at every optimizer step, before any
+    clipping; the norms stay on the device (no sync per step)."""
 
-def _batches(X: np.ndarray, y: np.ndarray, steps: int, batch: int, seed: int = 1):
-    rng = nn.Generator(seed)
-    for _ in range(steps):
-        idx = rng.host.integers(0, len(X), batch)
-        yield X[idx], y[idx]
+    def __init__(self) -> None:
+        self.norms: list[Any] = []
+
+    def on_before_step(self, state: FitState) -> None:
+        xp = state.model.backend.xp
+        grads = [p.grad for p in state.model.parameters() if p.grad is not None]
+        self.norms.append(xp.sqrt(sum(xp.sum(g * g) for g in grads)))
 
 
 def _train(model: nn.Layer, opt: Any, X: np.ndarray, y: np.ndarray, steps: int, clip: float | None = None,
            batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """SGD steps on random batches; returns host (loss per step, global grad norm per step)."""
+    """``nn.fit`` for ``steps`` SGD steps on batches drawn with replacement (one epoch of
+    ``steps * batch`` draws); returns host (loss per step, global grad norm per step)."""
+    loader = nn.data.DataLoader(X, y, batch_size=batch, backend=model.backend, rng=nn.Generator(1),
+                                replacement=True, samples_per_epoch=steps * batch)
+    norms = GradNorms()
+    history = nn.fit(model, opt, softmax_cross_entropy, loader, epochs=1, metrics=(), callbacks=[norms],
+                     progress=False, clip_grad_norm=clip)
     b = model.backend
-    xp = b.xp
-    losses, norms = [], []
-    for xb, yb in _batches(X, y, steps, batch):
-        logits, backprop = model.forward(b.asarray(xb))
-        loss, dlogits = softmax_cross_entropy(logits, b.asarray(yb), check_labels=False)
-        opt.zero_grad()
-        backprop(dlogits, need_dx=False)
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        norms.append(xp.sqrt(sum(xp.sum(g * g) for g in grads)))  # stays on the device
-        if clip is not None:
-            nn.optim.clip_grad_norm(model, clip)  # note: one host sync (returns the norm)
-        opt.step()
-        losses.append(loss)
-    host = b.to_numpy(xp.stack([xp.stack(losses), xp.stack(norms)]))  # one read for the run
-    return host[0], host[1]
+    return np.asarray(history.steps["loss"]), b.to_numpy(b.xp.stack(norms.norms))  # one read of the norms
 
 
 def _vanishing(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.ndarray) -> list[dict]:
-    plt = _plt()
     steps = 40 if quick else 300
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = subplots(1, 2, figsize=(13, 4.5))
     for label, act, init, lr in CONFIGS:
         model = deep_mlp(act, init, backend)
         opt = nn.optim.SGD(model, lr=lr, momentum=0.9)
@@ -124,15 +118,13 @@ def _vanishing(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.nd
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(out_dir / "gradients_vanishing.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
 def _exploding(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.ndarray) -> list[dict]:
-    plt = _plt()
     steps = 60 if quick else 300
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = subplots(1, 2, figsize=(13, 4.5))
     for label, clip in [("no clipping", None), ("clip_grad_norm(max_norm=5)", 5.0)]:
         model = deep_mlp(nn.ReLU, _he_scaled(1.6), backend)
         opt = nn.optim.SGD(model, lr=0.01, momentum=0.9)
@@ -157,7 +149,6 @@ def _exploding(backend: str, out_dir: Path, quick: bool, X: np.ndarray, y: np.nd
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(out_dir / "gradients_exploding_clipping.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 

@@ -19,10 +19,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import anyxp_nn as nn
-from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.models import mnist_cnn
 
 from ._loop import accuracy
+from ._vision import bare, start
 from .cnn import train
 
 __all__ = ["run", "compute_maps", "stroke_share"]
@@ -96,11 +96,10 @@ def _maps_figure(digits: np.ndarray, labels: np.ndarray, maps: dict[str, np.ndar
             (f"Grad-CAM (layer {CAM_LAYER})", cam), (f"occlusion {occlusion[0]}x{occlusion[0]}", occ)]
     fig = Figure(figsize=(1.6 * len(cols), 1.6 * len(digits) + 0.6))
     axes = fig.subplots(len(digits), len(cols), squeeze=False)
+    bare(axes)
     for r, (digit, label) in enumerate(zip(digits[:, 0], labels)):
         for c, (title, m) in enumerate(cols):
             ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
             if m is None:
                 ax.imshow(digit, cmap="gray")
                 ax.set_ylabel(f"{label}", rotation=0, labelpad=10)
@@ -122,8 +121,7 @@ def _class_models_figure(images: np.ndarray, probs: np.ndarray, path: pathlib.Pa
         v = max(float(np.abs(images[k, 0]).max()), 1e-12)
         ax.imshow(images[k, 0], cmap="bwr", vmin=-v, vmax=v)
         ax.set_title(f"{k}: p={probs[k]:.2f}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    bare(axes)
     fig.suptitle("Class models: argmax_x logit_k(x) - lambda ||x||^2 by gradient ascent from a blank image "
                  "(red: ink raises the score, blue: ink lowers it); p = softmax probability of k", fontsize=9)
     fig.savefig(path, dpi=80, bbox_inches="tight")
@@ -131,11 +129,7 @@ def _class_models_figure(images: np.ndarray, probs: np.ndarray, path: pathlib.Pa
 
 def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     """Train the CNN, compute and draw every map and the class models; returns summary rows."""
-    b = nn.get_backend(backend)
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    X, y = load_mnist_5k(images=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_fraction=0.2, seed=0)
+    b, out_dir, (Xtr, Xte, ytr, yte) = start(backend, out_dir)
     epochs, n_train = (QUICK_EPOCHS, QUICK_TRAIN) if quick else (EPOCHS, TRAIN)
     model = mnist_cnn(backend=b, rng=nn.random.Generator(0))
     print(f"[{SECTION}] mnist_cnn on {b.label}: {n_train} training digits, {epochs} epoch(s)")

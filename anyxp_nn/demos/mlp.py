@@ -11,8 +11,7 @@
 """
 from __future__ import annotations
 
-import math
-import time
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import anyxp_nn as nn
 from anyxp_nn.datasets import load_digits, load_mnist_5k, make_spirals, train_test_split
 from anyxp_nn.losses import softmax_cross_entropy
 
-from ._loop import accuracy, train_epoch
+from ._loop import accuracy, subplots
 
 __all__ = ["SimpleNeuralNetwork", "MLP", "train_classifier", "accuracy", "run"]
 
@@ -47,7 +46,10 @@ class SimpleNeuralNetwork:
         self.optimizer = nn.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
 
     def fit(self, X: np.ndarray, y: np.ndarray, epochs: int = 300) -> list[float]:
-        """Full-batch gradient descent; returns the loss per epoch."""
+        """Full-batch gradient descent; returns the loss per epoch.
+
+        Written out on purpose, the from-scratch version of what ``nn.fit`` does (forward,
+        loss, backprop, step); the other demos call ``nn.fit``."""
         b = self.backend
         xb, yb = b.asarray(X, dtype="float32"), b.asarray(y)
         losses = []
@@ -78,49 +80,36 @@ def MLP(sizes: tuple[int, ...], activation: type = nn.ReLU, backend: Any = None,
 def train_classifier(model: nn.Layer, X: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int = 64,
                      lr: float = 0.05, weight_decay: float = 5e-4, label_smoothing: float = 0.1,
                      seed: int = 1) -> tuple[list[float], float]:
-    """Mini-batch SGD (momentum 0.9) with a cosine schedule; returns (loss per epoch, seconds per epoch)."""
-    b = model.backend
-    total = epochs * math.ceil(len(X) / batch_size)
-    opt = nn.optim.SGD(model.parameters(), lr=nn.optim.cosine_annealing(lr, total), momentum=0.9,
+    """``nn.fit``: mini-batch SGD (momentum 0.9) with a cosine schedule and label smoothing;
+    returns (loss per epoch, seconds per epoch)."""
+    loader = nn.data.DataLoader(X, y, batch_size=batch_size, backend=model.backend, rng=nn.Generator(seed))
+    opt = nn.optim.SGD(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * len(loader)), momentum=0.9,
                        weight_decay=weight_decay)
-    rng = nn.Generator(seed)
-    epoch_losses, t0 = [], time.perf_counter()
-    for _ in range(epochs):
-        losses = train_epoch(model, opt, X, y, batch_size=batch_size, rng=rng, label_smoothing=label_smoothing)
-        # note: one host read per epoch (the losses stay on the device until here)
-        epoch_losses.append(float(np.mean(b.to_numpy(b.xp.stack(losses)))))
-    b.synchronize()
-    return epoch_losses, (time.perf_counter() - t0) / epochs
+    # labels were range-checked on the host by fit, so the loss skips its per-step device check
+    loss_fn = functools.partial(softmax_cross_entropy, label_smoothing=label_smoothing, check_labels=False)
+    history = nn.fit(model, opt, loss_fn, loader, epochs=epochs, metrics=(), progress=False)
+    return list(history.epochs["loss"]), float(np.mean(history.epochs["time_s"]))
 
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _decision_boundary(net: SimpleNeuralNetwork, X: np.ndarray, y: np.ndarray, path: Path) -> None:
-    plt = _plt()
     xx, yy = np.meshgrid(np.linspace(X[:, 0].min() - 0.2, X[:, 0].max() + 0.2, 200),
                          np.linspace(X[:, 1].min() - 0.2, X[:, 1].max() + 0.2, 200))
     grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)
     zz = net.predict(grid).reshape(xx.shape)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = subplots(figsize=(5, 5))
     ax.contourf(xx, yy, zz, alpha=0.3, cmap="viridis")
     ax.scatter(X[:, 0], X[:, 1], c=y, s=10, cmap="viridis", edgecolors="k", linewidths=0.2)
     ax.set_title("SimpleNeuralNetwork: decision boundary on spirals")
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _activations(backend: Any, path: Path) -> None:
-    plt = _plt()
     b = nn.get_backend(backend)
     x = b.asarray(np.linspace(-4, 4, 401), dtype="float32")
     layers = [nn.ReLU(backend=b), nn.LeakyReLU(0.1, backend=b), nn.Sigmoid(backend=b), nn.Tanh(backend=b),
               nn.GELU(backend=b)]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = subplots(1, 2, figsize=(10, 4))
     for layer in layers:
         y, backprop = layer.forward(x)
         dydx = backprop(b.xp.ones_like(x))  # the derivative, from the layer's own backward
@@ -133,15 +122,13 @@ def _activations(backend: Any, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _init_spread(backend: Any, path: Path) -> list[dict]:
     """Std of activations layer by layer in a 10-layer net, for three initialisations."""
-    plt = _plt()
     b = nn.get_backend(backend)
     x0 = nn.Generator(0).normal((256, 256), backend=b)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     rows = []
     for label, init, act in [("N(0, 0.01^2) + tanh", lambda s, **k: nn.init.normal(s, 0.01, **k), nn.Tanh),
                              ("Xavier + tanh", "xavier", nn.Tanh), ("He + ReLU", "he", nn.ReLU)]:
@@ -159,7 +146,6 @@ def _init_spread(backend: Any, path: Path) -> list[dict]:
     ax.set_title("Weight initialisation and signal propagation")
     ax.legend()
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
@@ -180,8 +166,7 @@ def run(backend: str = "numpy", out_dir: Path = Path("out"), quick: bool = False
     _activations(backend, out_dir / "mlp_activations.png")
     rows += _init_spread(backend, out_dir / "mlp_init_spread.png")
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for name, loader, hidden, epochs, quick_epochs, batch in [
             ("digits", load_digits, (256, 128), 40, 8, 32), ("MNIST-5k", load_mnist_5k, (512, 256), 30, 3, 64)]:
         Xa, ya = loader()
@@ -202,5 +187,4 @@ def run(backend: str = "numpy", out_dir: Path = Path("out"), quick: bool = False
     ax.set_title("MLP training")
     ax.legend()
     fig.savefig(out_dir / "mlp_training_loss.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows

@@ -41,11 +41,8 @@ def build_parser(prog: str = "neural_networks_examples.py") -> argparse.Argument
 
 def run_sections(backend: str, out_dir: Path, quick: bool,
                  sections: "Sequence[str] | None" = None) -> tuple[list[dict], list[dict]]:
-    """Run the sections; returns ``(summary rows, one status dict per section)``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Run the sections; returns ``(summary rows, one status dict per section)``.  The sections
+    draw with matplotlib's Figure API, so the user's matplotlib backend is left alone."""
     import anyxp_nn as nn
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,8 +64,6 @@ def run_sections(backend: str, out_dir: Path, quick: bool,
             traceback.print_exc()
             print(f"[FAIL] {title} ({module}): {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             got, status = [], f"FAILED: {type(e).__name__}: {e}"
-        finally:
-            plt.close("all")
         dt = time.perf_counter() - t
         figures = [f for f in out_dir.rglob("*")  # written (or rewritten) by this section
                    if f.suffix in (".png", ".pdf", ".svg") and f.stat().st_mtime >= started - 0.01]

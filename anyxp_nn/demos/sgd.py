@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +23,7 @@ from anyxp_nn.datasets import load_digits, train_test_split
 from anyxp_nn.losses import softmax_cross_entropy
 from anyxp_nn.parameter import Parameter
 
-from ._loop import train_epoch
+from ._loop import EachEpoch, subplots
 
 __all__ = ["run", "rosenbrock", "ill_conditioned_quadratic", "OPTIMIZERS", "trajectory"]
 
@@ -82,17 +81,10 @@ def trajectory(backend: Any, fn: Callable, start: tuple[float, float], cls: str,
     return b.to_numpy(b.xp.stack(path))  # one host read for the whole path
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def _trajectories(backend: str, out_dir: Path, quick: bool) -> list[dict]:
-    plt = _plt()
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+    fig, axes = subplots(1, 2, figsize=(14, 6))
     for ax, (name, (fn, start, (x0, x1, y0, y1))) in zip(axes, FUNCTIONS.items()):
         steps = {"rosenbrock": 2000, "quadratic": 60}[name]
         xx, yy = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
@@ -113,7 +105,6 @@ def _trajectories(backend: str, out_dir: Path, quick: bool) -> list[dict]:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "sgd_trajectories.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
@@ -138,21 +129,19 @@ def _loss_and_acc(model: nn.Layer, X: Any, y: Any) -> tuple[Any, Any]:
 
 
 def _digits_optimizers(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[dict]:
-    plt = _plt()
     Xtr, Xte, ytr, yte = data
     b = nn.get_backend(backend)
     Xtr_d, ytr_d, Xte_d, yte_d = b.asarray(Xtr), b.asarray(ytr), b.asarray(Xte), b.asarray(yte)
     epochs = 6 if quick else 30
     rows = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for label, cls, kw in MLP_OPTIMIZERS:
         model = _mlp(b)
         opt = getattr(nn.optim, cls)(model, **kw)
-        rng = nn.Generator(1)
         stats = [_loss_and_acc(model, Xtr_d, ytr_d)]
-        for _ in range(epochs):
-            train_epoch(model, opt, Xtr, ytr, batch_size=32, rng=rng)
-            stats.append(_loss_and_acc(model, Xtr_d, ytr_d))
+        loader = nn.data.DataLoader(Xtr, ytr, batch_size=32, backend=b, rng=nn.Generator(1))
+        nn.fit(model, opt, softmax_cross_entropy, loader, epochs=epochs, metrics=(), progress=False,
+               callbacks=[EachEpoch(lambda epoch, row: stats.append(_loss_and_acc(model, Xtr_d, ytr_d)))])
         test = _loss_and_acc(model, Xte_d, yte_d)[1]
         host = b.to_numpy(b.xp.stack([s for pair in stats for s in pair] + [test]))  # one read per run
         losses, acc = host[0:-1:2], float(host[-1])
@@ -166,12 +155,10 @@ def _digits_optimizers(backend: str, out_dir: Path, quick: bool, data: tuple) ->
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.savefig(out_dir / "sgd_optimizers_digits.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
 def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[dict]:
-    plt = _plt()
     Xtr, _, ytr, _ = data
     if quick:
         Xtr, ytr = Xtr[:600], ytr[:600]
@@ -179,19 +166,16 @@ def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[
     X_d, y_d = b.asarray(Xtr), b.asarray(ytr)
     epochs = 8 if quick else 30
     rows = []
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = subplots(1, 2, figsize=(12, 4.5))
     for label, batch, lr in [("full batch (GD)", len(Xtr), 0.5), ("mini-batch 32", 32, 0.1),
                              ("single sample", 1, 0.01)]:
         model = _mlp(b)
         opt = nn.optim.SGD(model, lr=lr)
-        rng = nn.Generator(1)
-        stats, times = [_loss_and_acc(model, X_d, y_d)[0]], [0.0]
-        for _ in range(epochs):
-            t0 = time.perf_counter()
-            train_epoch(model, opt, Xtr, ytr, batch_size=batch, rng=rng)
-            b.synchronize()
-            times.append(times[-1] + time.perf_counter() - t0)
-            stats.append(_loss_and_acc(model, X_d, y_d)[0])
+        stats = [_loss_and_acc(model, X_d, y_d)[0]]
+        loader = nn.data.DataLoader(Xtr, ytr, batch_size=batch, backend=b, rng=nn.Generator(1))
+        history = nn.fit(model, opt, softmax_cross_entropy, loader, epochs=epochs, metrics=(), progress=False,
+                         callbacks=[EachEpoch(lambda epoch, row: stats.append(_loss_and_acc(model, X_d, y_d)[0]))])
+        times = [0.0, *np.cumsum(history.epochs["time_s"])]  # fit's epoch times leave out the callbacks
         losses = b.to_numpy(b.xp.stack(stats))
         axes[0].plot(range(epochs + 1), losses, marker="o", label=label)
         axes[1].plot(times[1:], losses[1:], marker="o", label=label)
@@ -213,12 +197,10 @@ def _batch_sizes(backend: str, out_dir: Path, quick: bool, data: tuple) -> list[
     axes[0].set_title("per epoch: small batches make more progress")
     axes[1].set_title("per second: small batches pay per-step overhead")
     fig.savefig(out_dir / "sgd_batch_sizes.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return rows
 
 
 def _schedules(out_dir: Path) -> None:
-    plt = _plt()
     o, total = nn.optim, 300
     scheds = [("constant(0.1)", o.constant(0.1)), ("step_decay(0.1, 100, 0.5)", o.step_decay(0.1, 100, 0.5)),
               ("exponential_decay(0.1, 0.99)", o.exponential_decay(0.1, 0.99)),
@@ -226,7 +208,7 @@ def _schedules(out_dir: Path) -> None:
               ("linear_warmup(0.1, 30)", o.linear_warmup(0.1, 30)),
               ("warmup_cosine(0.1, 30, 300)", o.warmup_cosine(0.1, 30, total, min_lr=0.005)),
               ("sequential([0.1, cosine], [150])", o.sequential([0.1, o.cosine_annealing(0.1, 150)], [150]))]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     for label, s in scheds:
         ax.plot(range(total), [s(k) for k in range(total)], label=label)
     ax.set_xlabel("optimizer step k")
@@ -235,7 +217,6 @@ def _schedules(out_dir: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.savefig(out_dir / "sgd_schedules.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def run(backend: str = "numpy", out_dir: Path = Path("out"), quick: bool = False) -> list[dict]:

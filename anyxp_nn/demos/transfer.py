@@ -6,7 +6,7 @@ The workflow a practitioner follows with a pretrained backbone:
    trunk and a two-layer classifier head) on digits 0-4 and save it with :func:`anyxp_nn.save`;
 2. load the checkpoint on another backend (same predictions) and on the run's backend;
 3. replace the head by a fresh classifier for digits 5-9, freeze the trunk and put it in
-   eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 10 / 50 / 200
+   eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 1 / 3 / 10 / 50 / 200
    labelled images per class; the same model trained from scratch on the same images is the
    baseline (3 seeds each: a table and a learning-curve figure);
 4. unfreeze and fine-tune everything with a 10x smaller learning rate for the trunk (two
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 import anyxp_nn as nn
-from anyxp_nn.datasets import load_mnist_5k, train_test_split
 from anyxp_nn.keymap import map_state_dict_keys
 from anyxp_nn.models import small_resnet
 
 from ._loop import accuracy
+from ._vision import start
 
 __all__ = ["run", "cnn_bn", "split_model", "new_head", "train_steps", "accuracy", "FROM_TORCHVISION", "TO_TORCHVISION"]
 
@@ -37,11 +37,12 @@ SECTION = "Transfer Learning"
 
 # -- config (full / quick) -----------------------------------------------------------------------------
 WIDTH = 8                                       # small_resnet's width (the key-mapping step)
-PRETRAIN_EPOCHS, QUICK_PRETRAIN_EPOCHS, QUICK_PRETRAIN = 4, 2, 160
-SHOTS, QUICK_SHOTS = (10, 50, 200), (10,)      # labelled images per class of digits 5-9
+PRETRAIN_EPOCHS, QUICK_PRETRAIN_EPOCHS, QUICK_PRETRAIN = 4, 2, 1000
+SHOTS, QUICK_SHOTS = (1, 3, 10, 50, 200), (3,)  # labelled images per class of digits 5-9
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0,)
-STEPS, QUICK_STEPS = 150, 4                     # optimizer steps of every fine-tuning run
-BATCH, LR = 32, 3e-3
+STEPS, QUICK_STEPS = 150, 60                    # optimizer steps of every fine-tuning run
+BATCH, LR = 32, 3e-3                            # pretraining and the from-scratch arm
+HEAD_LR = 3e-4                                  # a new head on frozen features (Adam 3e-3 overfits it)
 QUICK_TEST = 100                                # held-out images per task in quick mode
 
 # torchvision's ResNet key names -> small_resnet's (rules for ``load_state_dict(key_map=...)``, applied in
@@ -167,11 +168,7 @@ def save_figure(curves: dict[str, np.ndarray], shots: tuple[int, ...], path: pat
 
 def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     """Pretrain, transfer, compare with scratch, unfreeze, load torchvision keys; returns summary rows."""
-    b = nn.get_backend(backend)
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    X, y = load_mnist_5k(images=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_fraction=0.2, seed=0)
+    b, out_dir, (Xtr, Xte, ytr, yte) = start(backend, out_dir)
     low_tr, low_te, high_tr, high_te = ytr < 5, yte < 5, ytr >= 5, yte >= 5
     shots, seeds, steps = (QUICK_SHOTS, QUICK_SEEDS, QUICK_STEPS) if quick else (SHOTS, SEEDS, STEPS)
     epochs = QUICK_PRETRAIN_EPOCHS if quick else PRETRAIN_EPOCHS
@@ -221,7 +218,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
             Xk_d, yk_d = b.asarray(Xk), b.asarray(yk)
             model, trunk, head = pretrained()
             trunk.freeze().eval()  # weights and BatchNorm statistics stay as pretrained
-            opt = nn.optim.Adam(head.parameters(), lr=LR)
+            opt = nn.optim.Adam(head.parameters(), lr=HEAD_LR)
             train_steps(trunk, head, opt, Xk_d, yk_d, steps=steps, seed=seed)
             curves["transfer (frozen trunk, new head)"][i, j] = accuracy(model, Xb_te, yb_te)
             scratch = cnn_bn(5, backend=b, rng=nn.Generator(100 + seed))
@@ -246,14 +243,16 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     Xk, yk = _few_shot(Xtr[high_tr], ytr[high_tr] - 5, k, 0)
     model, trunk, head = pretrained()
     trunk.freeze().eval()
-    train_steps(trunk, head, nn.optim.Adam(head.parameters(), lr=LR), b.asarray(Xk), b.asarray(yk), steps=steps)
+    train_steps(trunk, head, nn.optim.Adam(head.parameters(), lr=HEAD_LR), b.asarray(Xk), b.asarray(yk),
+                steps=steps)
     frozen_acc = accuracy(model, Xb_te, yb_te)
     trunk.unfreeze()  # BatchNorm stays in eval: a few hundred images give noisier statistics than pretraining
-    opt = nn.optim.Adam([{"params": trunk.parameters(), "lr": LR / 10}, {"params": head.parameters(), "lr": LR}])
+    opt = nn.optim.Adam([{"params": trunk.parameters(), "lr": HEAD_LR / 10},
+                         {"params": head.parameters(), "lr": HEAD_LR}])
     train_steps(trunk, head, opt, b.asarray(Xk), b.asarray(yk), steps=steps, seed=1)
     tuned_acc = accuracy(model, Xb_te, yb_te)
-    print(f"[{SECTION}] {k} images/class: frozen trunk {100 * frozen_acc:.2f}% -> unfrozen (trunk lr {LR / 10:g}, "
-          f"head lr {LR:g}) {100 * tuned_acc:.2f}%")
+    print(f"[{SECTION}] {k} images/class: frozen trunk {100 * frozen_acc:.2f}% -> unfrozen (trunk lr "
+          f"{HEAD_LR / 10:g}, head lr {HEAD_LR:g}) {100 * tuned_acc:.2f}%")
     rows += [{"section": SECTION, "item": f"frozen trunk, {k}/class (seed 0)", "value": round(100 * frozen_acc, 2),
               "unit": "%"},
              {"section": SECTION, "item": f"then unfrozen at lr/10, {k}/class", "value": round(100 * tuned_acc, 2),

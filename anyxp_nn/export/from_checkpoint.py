@@ -43,7 +43,7 @@ def model_from_checkpoint(path: "str | os.PathLike", backend: Any = None) -> tup
     extra = dict((read_info(path).get("extra") or {}).get("__dict__", []))
     record = extra.get(BUILDER_KEY)
     if record is None:
-        raise CheckpointError(f"{str(path)!r} records no model builder, so the model cannot be rebuilt; save it "
+        raise CheckpointError(f"model_from_checkpoint: {str(path)!r} records no model builder, so the model cannot be rebuilt; save it "
                               f"with nn.save(path, model, builder=anyxp_nn.export.builder_record('mlp', "
                               f"input_shape=..., **builder_kwargs)) or train it with `anyxp-nn train --checkpoint`")
     record = _plain(record)
@@ -51,12 +51,12 @@ def model_from_checkpoint(path: "str | os.PathLike", backend: Any = None) -> tup
     if isinstance(record, dict):
         kwargs = record.get("kwargs", {})
     if name not in models.__all__ or not isinstance(kwargs, dict):
-        raise CheckpointError(f"{str(path)!r}: the recorded builder {record!r} is not one of anyxp_nn.models' "
+        raise CheckpointError(f"model_from_checkpoint: {str(path)!r}: the recorded builder {record!r} is not one of anyxp_nn.models' "
                               f"builders {models.__all__} with a dict of keyword arguments")
     try:
         model = getattr(models, name)(**kwargs, backend=backend)
     except TypeError as e:
-        raise CheckpointError(f"{str(path)!r}: anyxp_nn.models.{name} does not take the recorded arguments "
+        raise CheckpointError(f"model_from_checkpoint: {str(path)!r}: anyxp_nn.models.{name} does not take the recorded arguments "
                               f"{kwargs}: {e}") from None
     load(path, model, restore_rng=False)
     return model, record

@@ -31,7 +31,10 @@ def to_onnx(model: Any, path: "str | os.PathLike", input_shape: Sequence[int], o
     """Export ``model`` (inference: Dropout is the identity, BatchNorm uses its running statistics).
 
     Args:
-        model: any Layer whose layers all have a converter (every layer of the library does).
+        model: any Layer whose layers all have a converter.  ONNX support is per layer: a layer's
+            own ``onnx_nodes(graph, x)`` method (in its file), or a converter registered here;
+            the library's layers have one, and exporting a model that holds a layer without one
+            raises OnnxExportError naming that layer and its path.
         path: the ``.onnx`` file to write (atomically: a failed export leaves no file behind).
         input_shape: the input's shape with a batch size, e.g. ``(1, 1, 28, 28)``, as
             ``torch.onnx.export``'s example input.  Axis 0 is exported as the dynamic axis

@@ -12,7 +12,8 @@ turns this plain data into protobuf with ``onnx.helper``, so converters never to
 
 Which converter a layer gets, in this order:
 
-1. the layer's own ``onnx_nodes(graph, x) -> str`` method (the hook for your own Layer subclass);
+1. the layer's own ``onnx_nodes(graph, x) -> str`` method, written in the layer's file (duck-typed:
+   the layer does not import this package);
 2. the converter registered for its class with :func:`register_onnx_converter`, or for a base
    class, as long as the layer's class does not override ``forward`` (a subclass that only
    changes ``__init__`` exports as its base; one with its own ``forward`` needs a hook);

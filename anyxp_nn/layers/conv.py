@@ -7,14 +7,14 @@ Winograd, batch chunks, the backward routes) is :func:`anyxp_nn.ops.conv.conv2d`
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .. import init as _init
-from .._checks import pair, positive_int
+from .._checks import pair
 from ..ops.conv import ConvGeometry, conv2d
 from ..parameter import Parameter
 from ..random import Generator
+from ._conv_common import check_channels, check_input_channels, conv_bias, conv_repr
 from .base import Backprop, Layer
 
 __all__ = ["Conv2D"]
@@ -43,11 +43,7 @@ class Conv2D(Layer):
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True, init: Any = "he", *,
                  rng: "Generator | None" = None, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            positive_int(v, name, "Conv2D")
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if v % groups:
-                raise ValueError(f"Conv2D: `{name}` (={v}) must be divisible by `groups` (={groups})")
+        check_channels(in_channels, out_channels, groups, "Conv2D")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2D")
         self.stride = pair(stride, "stride", "Conv2D")
@@ -59,32 +55,16 @@ class Conv2D(Layer):
         f = _init.get_initializer(init, "Conv2D")
         kw_ = dict(rng=rng, dtype=self.dtype, backend=self.backend)
         self.weight = Parameter(f((out_channels, in_channels // groups, kh, kw), **kw_))
-        if bias:
-            fan_in = in_channels // groups * kh * kw
-            b = (_init.uniform((out_channels,), 1 / math.sqrt(fan_in), **kw_) if init == "torch"
-                 else _init.zeros((out_channels,), **kw_))
-            self.bias = Parameter(b)
-        else:
-            self.bias = None
+        self.bias = conv_bias(init, out_channels, in_channels // groups * kh * kw, **kw_) if bias else None
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self._padding_name is not None:
-            s += f", padding={self._padding_name!r}"
-        elif self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
+        padding = self._padding_name if self._padding_name is not None else self.padding
+        return conv_repr(self, (("padding", padding, (0, 0)), ("dilation", self.dilation, (1, 1))))
 
     def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """(N, O, Ho, Wo) for an input of shape (N, C, H, W); raises ValueError for a bad one."""
-        n, c, h, w = x_shape
-        if c != self.in_channels:
-            raise ValueError(f"{self._name()}: input has {c} channels, expected {self.in_channels} "
-                             f"(input shape {tuple(x_shape)})")
+        check_input_channels(self, x_shape)
+        n, _, h, w = x_shape
         ho, wo = self.geometry.output_size(h, w)
         if ho < 1 or wo < 1:
             (kh, kw), (ph, pw), (dh, dw) = self.kernel_size, self.padding, self.dilation

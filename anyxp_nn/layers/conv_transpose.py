@@ -8,14 +8,14 @@ so a stride-2 ConvTranspose2D upsamples by 2 where a stride-2 Conv2D downsamples
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .. import init as _init
-from .._checks import pair, positive_int
+from .._checks import pair
 from ..ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward, conv_transpose_output_size
 from ..parameter import Parameter
 from ..random import Generator
+from ._conv_common import check_channels, check_input_channels, conv_bias, conv_repr
 from .base import Backprop, Layer
 
 __all__ = ["ConvTranspose2D", "ConvTranspose2d"]
@@ -45,11 +45,7 @@ class ConvTranspose2D(Layer):
                  output_padding: Any = 0, groups: int = 1, bias: bool = True, dilation: Any = 1,
                  init: Any = "he", *, rng: "Generator | None" = None, backend: Any = None, dtype: Any = None):
         super().__init__(backend=backend, dtype=dtype)
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            positive_int(v, name, "ConvTranspose2D")
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if v % groups:
-                raise ValueError(f"ConvTranspose2D: `{name}` (={v}) must be divisible by `groups` (={groups})")
+        check_channels(in_channels, out_channels, groups, "ConvTranspose2D")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair(kernel_size, "kernel_size", "ConvTranspose2D")
         self.stride = pair(stride, "stride", "ConvTranspose2D")
@@ -65,30 +61,17 @@ class ConvTranspose2D(Layer):
         kw_ = dict(rng=rng, dtype=self.dtype, backend=self.backend)
         shape = (in_channels, out_channels // groups, kh, kw)
         self.weight = Parameter(f(shape, **kw_))
-        if bias:
-            fan_in, _ = _init.fans(shape)  # C_out/g*kh*kw, as torch computes it for this layout
-            b = (_init.uniform((out_channels,), 1 / math.sqrt(fan_in), **kw_) if init == "torch"
-                 else _init.zeros((out_channels,), **kw_))
-            self.bias = Parameter(b)
-        else:
-            self.bias = None
+        fan_in, _ = _init.fans(shape)  # C_out/g*kh*kw, as torch computes it for this layout
+        self.bias = conv_bias(init, out_channels, fan_in, **kw_) if bias else None
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        for name, v, default in (("padding", self.padding, (0, 0)), ("output_padding", self.output_padding, (0, 0)),
-                                 ("dilation", self.dilation, (1, 1))):
-            if v != default:
-                s += f", {name}={v}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
+        return conv_repr(self, (("padding", self.padding, (0, 0)), ("output_padding", self.output_padding, (0, 0)),
+                                ("dilation", self.dilation, (1, 1))))
 
     def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """(N, C_out, Hout, Wout) for an input of shape (N, C_in, H, W); raises ValueError for a bad one."""
-        n, c, h, w = x_shape
-        if c != self.in_channels:
-            raise ValueError(f"{self._name()}: input has {c} channels, expected {self.in_channels} "
-                             f"(input shape {tuple(x_shape)})")
+        check_input_channels(self, x_shape)
+        n, _, h, w = x_shape
         size = [conv_transpose_output_size(s, k, st, p, op, d) for s, k, st, p, op, d in
                 zip((h, w), self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation)]
         if min(size) < 1:

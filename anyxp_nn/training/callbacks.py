@@ -1,7 +1,10 @@
 """Callbacks: small objects ``fit`` calls at fixed points of training.
 
 Hooks (all optional), each receiving the :class:`FitState`:
-``on_train_begin``, ``on_epoch_begin``, ``on_log`` (after the loss values of the
+``on_train_begin``, ``on_epoch_begin``, ``on_before_step`` (every optimizer step, after
+backward (and all ``accumulate_steps`` batches) and before clipping and ``optimizer.step()``:
+the gradients are the step's, as Lightning's ``on_before_optimizer_step``; keep what you
+record on the device, since a host read here is a sync point every step), ``on_log`` (after the loss values of the
 last few steps were read to the host, with those step rows), ``on_epoch_end``
 (after validation, with ``state.logs`` = the epoch row), ``on_train_end``.
 A callback stops training by calling ``state.stop(reason, message)``.
@@ -50,6 +53,7 @@ class FitState:
 class Callback:
     def on_train_begin(self, state: FitState) -> None: ...
     def on_epoch_begin(self, state: FitState) -> None: ...
+    def on_before_step(self, state: FitState) -> None: ...
     def on_log(self, state: FitState, rows: list[dict[str, Any]]) -> None: ...
     def on_epoch_end(self, state: FitState) -> None: ...
     def on_train_end(self, state: FitState) -> None: ...

@@ -25,22 +25,22 @@ def eval_loader(data: Any, backend: Any, batch_size: int = 256, what: str = "val
 
 
 def _integral(y: Any) -> bool:
+    """Whether host targets ``y`` hold class ids.  Host-side only: a list is read by NumPy, an
+    array by its dtype; anything else (e.g. a device array) goes on to the DataLoader, which
+    refuses it by name without pulling it to the host."""
+    if isinstance(y, (list, tuple)):
+        return np.asarray(y).dtype.kind in "iub"
     kind = getattr(getattr(y, "dtype", None), "kind", None)
-    if kind is None:  # a list, or another library's array: ask NumPy
-        try:
-            kind = np.asarray(y).dtype.kind
-        except Exception:
-            return True  # let the DataLoader report what it is
-    return kind in "iub"
+    return kind is None or kind in "iub"
 
 
-def check_labels(loader: DataLoader, num_classes: int, what: str) -> None:
+def check_labels(loader: DataLoader, num_classes: int, what: str, owner: str = "fit") -> None:
     """Host-side range check of class ids against the model's output width (no device sync)."""
     if not loader.labels or loader.y.size == 0:
         return
     lo, hi = int(loader.y.min()), int(loader.y.max())
     if lo < 0 or hi >= num_classes:
-        raise ValueError(f"fit: {what} labels are in [{lo}, {hi}] but the model outputs {num_classes} classes; "
+        raise ValueError(f"{owner}: {what} labels are in [{lo}, {hi}] but the model outputs {num_classes} classes; "
                          f"labels must be in [0, {num_classes})")
 
 
@@ -72,7 +72,7 @@ def evaluate(model: Any, data: Any, loss_fn: "LossFn | None" = None,
         logits = model(xb)
         if sizes is None:
             if logits.ndim == 2:
-                check_labels(loader, int(logits.shape[1]), "validation")
+                check_labels(loader, int(logits.shape[1]), "data", owner="evaluate")
             c = int(logits.shape[1]) if logits.ndim == 2 else 1
             sizes = [c * c if isinstance(m, ConfusionMatrix) else 1 for m in ms]
         parts = []

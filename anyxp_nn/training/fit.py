@@ -13,6 +13,12 @@ Modes: training runs ``model.forward(x)`` (each layer in its own ``training`` mo
 BatchNorm the user put in ``eval()`` keeps its statistics), validation runs
 ``train=False``; fit never changes a layer's mode.
 
+Threads: on a CPU backend each step runs in ``backend.cpu_threads()``, whose BLAS pool follows
+the cores other processes leave free.  A matrix product summed by another number of threads
+can differ in its last bit, and a chaotic run (a deep plain network) grows that into a
+different run: for bitwise-repeatable runs on a shared machine set
+``backend.adapt_threads = False`` (the pools keep their size) and fix the pool size.
+
 Ctrl-C (KeyboardInterrupt) stops cleanly: the steps already taken are read and
 recorded, a warning says where training stopped, and the history is returned.
 A step (the optimizer's update and fit's count of it) and an epoch end (the
@@ -33,6 +39,7 @@ from .._atomic import deferred_interrupts
 from ..checkpoint import load
 from ..data import DataLoader
 from ..distributed.fit_hooks import fit_hooks
+from ..optim.clip import clip_grad_norm_no_sync
 from .callbacks import Callback, FitState
 from .evaluate import LossFn, check_labels, eval_loader, evaluate, fast_loss
 from .history import History
@@ -46,23 +53,6 @@ def _step_vector(xp: Any, loss: Any, logits: Any, yb: Any, metrics: list[Metric]
     parts = [xp.reshape(xp.astype(loss, logits.dtype) * float(logits.shape[0]), (1,))]
     parts += [xp.reshape(m.batch(logits, yb), (-1,)) for m in metrics]
     return xp.concat(parts) if len(parts) > 1 else parts[0]
-
-
-def _clip_on_device(xp: Any, params: list, max_norm: float) -> Any:
-    """Scale the gradients so their global L2 norm is at most ``max_norm``, as
-    ``torch.nn.utils.clip_grad_norm_``: g <- g * min(1, max_norm / (total + 1e-6)).
-    Returns ``total`` as a 0-d device array: no host read here."""
-    grads = [p.grad for p in params if p.requires_grad and p.grad is not None]
-    if not grads:
-        return None
-    dtype = grads[0].dtype
-    sq = [xp.sum(g * g) for g in grads]
-    total = xp.sqrt(xp.sum(xp.stack([xp.astype(s, dtype) for s in sq])))
-    coef = xp.minimum(max_norm / (total + 1e-6), xp.asarray(1.0, dtype=dtype, device=_device(total)))
-    for p in params:
-        if p.requires_grad and p.grad is not None:
-            p.grad *= xp.astype(coef, p.grad.dtype)
-    return total
 
 
 def _check_fit_options(clip_grad_norm: Any, accumulate_steps: Any) -> None:
@@ -137,7 +127,7 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
         return history
     steps_per_epoch = len(loader)  # batches
     if steps_per_epoch == 0:
-        raise ValueError(f"fit: the loader yields no batches ({loader.num_samples} samples, batch_size="
+        raise ValueError(f"fit: the loader yields no batches ({loader.samples_per_epoch} samples, batch_size="
                          f"{loader.batch_size}, drop_last={loader.drop_last})")
     optimizer_steps = -(-steps_per_epoch // accumulate_steps)  # per epoch, rounded up
     log_every = log_every or max(1, -(-optimizer_steps // 10))  # ~10 reads per epoch
@@ -232,8 +222,9 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
                     bar.update(1)
                 if (i + 1) % accumulate_steps and i + 1 < steps_per_epoch:
                     continue  # keep accumulating
+                run("on_before_step")
                 if clip_grad_norm is not None:
-                    norm = _clip_on_device(xp, clip_params, float(clip_grad_norm))
+                    norm = clip_grad_norm_no_sync(clip_params, float(clip_grad_norm))  # torch's clip_grad_norm_
                     norm = xp.zeros((1,), dtype=acc_vec.dtype, device=_device(acc_vec)) if norm is None else norm
                     acc_vec = xp.concat([acc_vec, xp.reshape(xp.astype(norm, acc_vec.dtype), (1,))])
                 lr = float(optimizer.lr_at(optimizer.param_groups[0])) if hasattr(optimizer, "lr_at") else None

@@ -63,7 +63,7 @@ class History:
             return self.epochs[key]
         if key in self.steps:
             return self.steps[key]
-        raise KeyError(f"History has no {key!r}; epoch keys: {sorted(self.epochs)}, step keys: {sorted(self.steps)}")
+        raise KeyError(f"History: no {key!r} was logged; epoch keys: {sorted(self.epochs)}, step keys: {sorted(self.steps)}")
 
     def __repr__(self) -> str:
         last = {k: v[-1] for k, v in self.epochs.items() if v and isinstance(v[-1], (int, float))}

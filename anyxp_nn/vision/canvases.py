@@ -31,6 +31,14 @@ def _source(source: "tuple[np.ndarray, np.ndarray] | None") -> tuple[np.ndarray,
     return X, np.asarray(y, dtype=np.int64)
 
 
+def _check_counts(fn: str, digits: tuple[int, int], digit_size: tuple[int, int], size: int) -> None:
+    """ValueError naming ``fn`` unless 1 <= digits[0] <= digits[1] and the largest digit fits the canvas."""
+    if not 1 <= digits[0] <= digits[1]:
+        raise ValueError(f"{fn}: `digits` must be (lo, hi) with 1 <= lo <= hi, got {digits}")
+    if digit_size[1] > size:
+        raise ValueError(f"{fn}: `digit_size` {digit_size} does not fit a {size}px canvas")
+
+
 def _place(rng: np.random.Generator, sizes: list[int], canvas: int) -> list[tuple[int, int, int]]:
     """``(row, col, side)`` of disjoint squares (rejection sampling; a square that finds no room is dropped)."""
     placed: list[tuple[int, int, int]] = []
@@ -54,10 +62,7 @@ def make_detection_canvases(n: int, size: int = 48, digits: tuple[int, int] = (1
         ``X`` (n, 1, size, size) float32; ``boxes`` (n, K, 4) float32 xyxy tight boxes around each
         digit's ink (pixels > 0.25); ``labels`` (n, K) int64; ``valid`` (n, K) bool, K = digits[1].
     """
-    if not 1 <= digits[0] <= digits[1]:
-        raise ValueError(f"make_detection_canvases: `digits` must be (lo, hi) with 1 <= lo <= hi, got {digits}")
-    if digit_size[1] > size:
-        raise ValueError(f"make_detection_canvases: `digit_size` {digit_size} does not fit a {size}px canvas")
+    _check_counts("make_detection_canvases", digits, digit_size, size)
     Xs, ys = _source(source)
     rng = np.random.default_rng(seed)
     k = digits[1]
@@ -91,10 +96,7 @@ def make_segmentation_canvases(n: int, size: int = 64, digits: tuple[int, int] =
     Returns:
         ``X`` (n, 1, size, size) float32 and ``masks`` (n, size, size) int64 in [0, 10].
     """
-    if not 1 <= digits[0] <= digits[1]:
-        raise ValueError(f"make_segmentation_canvases: `digits` must be (lo, hi) with 1 <= lo <= hi, got {digits}")
-    if digit_size[1] > size:
-        raise ValueError(f"make_segmentation_canvases: `digit_size` {digit_size} does not fit a {size}px canvas")
+    _check_counts("make_segmentation_canvases", digits, digit_size, size)
     Xs, ys = _source(source)
     rng = np.random.default_rng(seed)
     X = np.zeros((n, 1, size, size), dtype=np.float32)

@@ -33,26 +33,31 @@ def _skip(inner: Sequential, kw: dict) -> Concatenate:
 
 
 def unet(num_classes: int = 11, backend: Any = None, dtype: Any = None, rng: "Generator | None" = None, *,
-         width: int = 8) -> Sequential:
+         width: int = 8, widths: "tuple[int, int, int, int] | None" = None) -> Sequential:
     """(N, 1, H, W) -> (N, num_classes, H, W) logits; H and W divisible by 8.
 
-    Encoder levels at H, H/2, H/4, H/8 with ``width`` times 1, 2, 4, 8 channels (two 3x3
-    conv-BN-ReLU each, max-pooling between); the decoder upsamples, concatenates the encoder's
-    features of the same resolution (the skip, ``Concatenate(Identity(), inner)``: channels add up)
-    and fuses them with one 3x3 conv; upsampling is a 2x2 stride-2 ``ConvTranspose2D``.
+    Encoder levels at H, H/2, H/4, H/8 with ``widths`` channels (default ``width`` times 1, 2, 4,
+    8; two 3x3 conv-BN-ReLU each, max-pooling between); the decoder upsamples (a 2x2 stride-2
+    ``ConvTranspose2D`` to the next level's width), concatenates the encoder's features of the same
+    resolution (the skip, ``Concatenate(Identity(), inner)``: channels add up) and fuses them with
+    one 3x3 conv.
     """
     kw = dict(backend=backend, dtype=dtype)
-    w = width
-    level4 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(4 * w, 8 * w, 3, rng, kw),
-                        *_conv_bn_relu(8 * w, 8 * w, 3, rng, kw), *_up(8 * w, 4 * w, rng, kw))
-    level3 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(2 * w, 4 * w, 3, rng, kw),
-                        *_conv_bn_relu(4 * w, 4 * w, 3, rng, kw), _skip(level4, kw),
-                        *_conv_bn_relu(8 * w, 4 * w, 3, rng, kw), *_up(4 * w, 2 * w, rng, kw))
-    level2 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(w, 2 * w, 3, rng, kw),
-                        *_conv_bn_relu(2 * w, 2 * w, 3, rng, kw), _skip(level3, kw),
-                        *_conv_bn_relu(4 * w, 2 * w, 3, rng, kw), *_up(2 * w, w, rng, kw))
-    return Sequential(*_conv_bn_relu(1, w, 3, rng, kw), *_conv_bn_relu(w, w, 3, rng, kw), _skip(level2, kw),
-                      *_conv_bn_relu(2 * w, w, 3, rng, kw), Conv2D(w, num_classes, 1, rng=rng, **kw))
+    if widths is None:
+        widths = (width, 2 * width, 4 * width, 8 * width)
+    elif len(tuple(widths)) != 4 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in widths):
+        raise ValueError(f"unet: `widths` must be 4 positive ints (channels at H, H/2, H/4, H/8), got {widths!r}")
+    c1, c2, c3, c4 = widths
+    level4 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(c3, c4, 3, rng, kw),
+                        *_conv_bn_relu(c4, c4, 3, rng, kw), *_up(c4, c3, rng, kw))
+    level3 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(c2, c3, 3, rng, kw),
+                        *_conv_bn_relu(c3, c3, 3, rng, kw), _skip(level4, kw),
+                        *_conv_bn_relu(2 * c3, c3, 3, rng, kw), *_up(c3, c2, rng, kw))
+    level2 = Sequential(MaxPool2D(2, **kw), *_conv_bn_relu(c1, c2, 3, rng, kw),
+                        *_conv_bn_relu(c2, c2, 3, rng, kw), _skip(level3, kw),
+                        *_conv_bn_relu(2 * c2, c2, 3, rng, kw), *_up(c2, c1, rng, kw))
+    return Sequential(*_conv_bn_relu(1, c1, 3, rng, kw), *_conv_bn_relu(c1, c1, 3, rng, kw), _skip(level2, kw),
+                      *_conv_bn_relu(2 * c1, c1, 3, rng, kw), Conv2D(c1, num_classes, 1, rng=rng, **kw))
 
 
 def grid_detector(num_classes: int = 10, backend: Any = None, dtype: Any = None, rng: "Generator | None" = None, *,

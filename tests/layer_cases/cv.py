@@ -24,6 +24,12 @@ CASES = [
               torch=lambda: tnn.ConvTranspose2d(3, 2, 2)),
     LayerCase(f"{CT}-upsample2x", lambda **kw: nn.ConvTranspose2d(2, 2, 2, stride=2, **kw), (1, 2, 3, 2),
               torch=lambda: tnn.ConvTranspose2d(2, 2, 2, stride=2)),
+    # stride == kernel, no padding: the taps tile the output (the U-Net up-conv), with groups and output_padding
+    LayerCase(f"{CT}-tiles-groups-nonsquare", lambda **kw: nn.ConvTranspose2D(4, 6, (2, 3), stride=(2, 3), groups=2,
+                                                                              **kw),
+              (2, 4, 3, 2), torch=lambda: tnn.ConvTranspose2d(4, 6, (2, 3), stride=(2, 3), groups=2)),
+    LayerCase(f"{CT}-tiles-outpad", lambda **kw: nn.ConvTranspose2D(2, 3, 2, stride=2, output_padding=(1, 0), **kw),
+              (2, 2, 3, 2), torch=lambda: tnn.ConvTranspose2d(2, 3, 2, stride=2, output_padding=(1, 0))),
     LayerCase(f"{CT}-nonsquare", lambda **kw: nn.ConvTranspose2D(2, 3, (3, 2), stride=(2, 3), padding=(1, 0),
                                                                  output_padding=(0, 2), **kw),
               (2, 2, 3, 2), torch=lambda: tnn.ConvTranspose2d(2, 3, (3, 2), stride=(2, 3), padding=(1, 0),
