@@ -80,9 +80,10 @@ class Backend:
         #: processes leave free (CPU backends).  False: it never touches a thread pool.
         self.adapt_threads = not _is_gpu(name, device) and name in ("numpy", "array_api_strict", "torch")
         #: Let :meth:`parallel_map` run independent pieces of one op (Conv2D's batch chunks) on
-        #: host threads, each with a one-thread BLAS.  Off: on a quiet 2-core machine it was
-        #: slower than one thread running the chunks with a two-thread BLAS (benchmarks/README.md);
-        #: an option for NumPy-based backends on machines where it measures faster.
+        #: host threads, each with a one-thread BLAS.  Off: on a quiet 2-core machine it was no
+        #: faster than one thread running the chunks with a two-thread BLAS, also with the BLAS
+        #: pool held at one thread for the whole step (benchmarks/README.md); an option for
+        #: NumPy-based backends on machines where it measures faster.
         self.parallel_chunks = False
 
     @property
