@@ -30,18 +30,21 @@ def _scatter(dy_parts: Callable[[int], Any], x_shape: tuple[int, ...], kernel: P
              padding: Pair, out: Pair, like: Any, layout: Any = None) -> Any:
     """dx (N, C, H, W): sum over offsets k of ``dy_parts(k)`` placed at offset k's slice.
 
-    ``layout``: the input x, when held anyway; without padding dx is then ``zeros_like(x)``,
+    ``layout``: the input x, when held anyway; without padding dx is then ``zeros_like(x)``
+    (``empty_like(x)`` when the windows tile x exactly, so that every cell is written),
     which keeps x's memory order (the channel-first order of a convolution's output), so the
     elementwise passes that follow read matching layouts (a transposed mix of operands ran
-    ~2x slower in NumPy).  Otherwise dx is a fresh C-order array."""
+    ~1.4x slower in NumPy).  Otherwise dx is a fresh C-order array."""
     xp = array_namespace(like)
     n, c, h, w = x_shape
     ph, pw = padding
+    overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
     if ph or pw or layout is None:
         dxpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=like.dtype, device=_device(like))
+    elif not overlap and out[0] * stride[0] == h and out[1] * stride[1] == w and tuple(stride) == tuple(kernel):
+        dxpad = xp.empty_like(layout, dtype=like.dtype)  # the windows tile x exactly: every cell is written
     else:
         dxpad = xp.zeros_like(layout, dtype=like.dtype)
-    overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
     for k, (_, _, rows, cols) in enumerate(window_slices(kernel, stride, (1, 1), out)):
         if overlap:
             dxpad[:, :, rows, cols] += dy_parts(k)
