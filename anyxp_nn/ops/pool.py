@@ -67,12 +67,14 @@ def max_pool2d(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> tuple[Any, 
         if y is None:
             y = v
             continue
-        better = v > y  # strict: ties keep the first maximum
+        y_new = xp.maximum(y, v)
+        better = y_new > y  # v beat the running max, strictly: ties keep the first maximum (and
+        # the comparison reads the two contiguous maxima, not the strided window slice again)
         # offsets come in increasing k, so the last k that beat the running max is the argmax;
         # maximum/astype/multiply are cheaper than where() on NumPy
         hit = xp.astype(better, idx_dtype) * k
         arg = hit if arg is None else xp.maximum(arg, hit)
-        y = xp.maximum(y, v)
+        y = y_new
     if arg is None:  # 1x1 window
         y = xp.asarray(y, copy=True)  # never hand out a view of the input
         arg = xp.zeros(tuple(y.shape), dtype=idx_dtype, device=_device(x))
