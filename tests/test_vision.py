@@ -357,7 +357,8 @@ def test_unet_widths_errors():
 def test_vision_models_match_torch_twin(which, backend):
     """Forward (train mode: batch statistics) and every parameter gradient equal PyTorch autograd."""
     torch = pytest.importorskip("torch")
-    build = {"unet": lambda **k: V.unet(5, width=2, **k), "unet-widths": lambda **k: V.unet(5, widths=(2, 3, 5, 4), **k),
+    build = {"unet": lambda **k: V.unet(5, width=2, **k),
+             "unet-widths": lambda **k: V.unet(5, widths=(2, 3, 5, 4), **k),
              "grid_detector": lambda **k: V.grid_detector(3, width=2, **k)}
     model = build[which](backend=backend, dtype="float64", rng=nn.Generator(0))
     twin = _torch_twin()(model)

@@ -6,8 +6,8 @@ The workflow a practitioner follows with a pretrained backbone:
    trunk and a two-layer classifier head) on digits 0-4 and save it with :func:`anyxp_nn.save`;
 2. load the checkpoint on another backend (same predictions) and on the run's backend;
 3. replace the head by a fresh classifier for digits 5-9, freeze the trunk and put it in
-   eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 1 / 3 / 10 / 50 / 200
-   labelled images per class; the same model trained from scratch on the same images is the
+   eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 1 / 3 / 10 /
+   50 / 200 labelled images per class; the same model trained from scratch on the same images is the
    baseline (3 seeds each: a table and a learning-curve figure);
 4. unfreeze and fine-tune everything with a 10x smaller learning rate for the trunk (two
    optimizer parameter groups);
@@ -226,7 +226,8 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
             opt = nn.optim.Adam(scratch.parameters(), lr=LR)
             train_steps(t2, h2, opt, Xk_d, yk_d, steps=steps, seed=seed)
             curves["from scratch"][i, j] = accuracy(scratch, Xb_te, yb_te)
-        print(f"[{SECTION}] {k:4d} images/class: transfer {100 * curves['transfer (frozen trunk, new head)'][i].mean():.1f}% "
+        transfer_acc = curves["transfer (frozen trunk, new head)"][i].mean()
+        print(f"[{SECTION}] {k:4d} images/class: transfer {100 * transfer_acc:.1f}% "
               f"vs scratch {100 * curves['from scratch'][i].mean():.1f}% (mean of {len(seeds)} seeds)")
     print(f"[{SECTION}] digits 5-9, held-out accuracy (%), mean +- std over seeds {list(seeds)}:")
     print(f"  {'images/class':>12s}  {'transfer':>14s}  {'scratch':>14s}")
