@@ -80,9 +80,10 @@ class Backend:
         #: processes leave free (CPU backends).  False: it never touches a thread pool.
         self.adapt_threads = not _is_gpu(name, device) and name in ("numpy", "array_api_strict", "torch")
         #: Let :meth:`parallel_map` run independent pieces of one op (Conv2D's batch chunks) on
-        #: host threads, each with a one-thread BLAS.  Off: on a quiet 2-core machine it was
-        #: slower than one thread running the chunks with a two-thread BLAS (benchmarks/README.md);
-        #: an option for NumPy-based backends on machines where it measures faster.
+        #: host threads, each with a one-thread BLAS.  Off: on a quiet 2-core machine it was no
+        #: faster than one thread running the chunks with a two-thread BLAS, also with the BLAS
+        #: pool held at one thread for the whole step (benchmarks/README.md); an option for
+        #: NumPy-based backends on machines where it measures faster.
         self.parallel_chunks = False
 
     @property
@@ -243,9 +244,15 @@ class Backend:
         changed = [(set_, n) for (get, set_), n in zip(pools, before) if n > free]
         for set_, _ in changed:
             set_(free)
+        scope: dict = {"held": None}  # BLAS sizes before parallel_map held the pools at one thread
+        _scopes.append(scope)
         try:
             yield min([free] + before) if pools else 0
         finally:
+            _scopes.pop()
+            if scope["held"] is not None:
+                for (_, set_), n in zip(_thread_pools(self.name), scope["held"]):
+                    set_(n)
             for set_, n in changed:
                 set_(n)
 
@@ -255,29 +262,42 @@ class Backend:
         pools = _thread_pools(self.name) if self.parallel_chunks else []
         if not pools:
             return 1
+        held = _scopes[-1]["held"] if _scopes else None
+        sizes = held if held is not None else [get() for get, _ in pools]
         free = max(1, int(_core_meter.free_cores() + 0.5)) if self.adapt_threads else self.usable_cores
-        return max(1, min([free] + [get() for get, _ in pools]))
+        return max(1, min([free] + sizes))
 
     def parallel_map(self, fn: Callable[[Any], Any], items: list) -> list:
         """``[fn(item) for item in items]``, on :meth:`host_threads` Python threads when that is > 1.
 
-        For pieces that release the GIL (NumPy copies and GEMMs on disjoint slices).  While they
-        run, the BLAS pool is held at one thread per caller (each piece is one core's work) and
-        restored afterwards.  Results come back in ``items`` order, so reductions over them
+        For pieces that release the GIL (NumPy copies, ufuncs and GEMMs on disjoint slices).
+        While they run, the BLAS pool is held at one thread (each piece is one core's work):
+        inside a :meth:`cpu_threads` scope until the scope ends (switching the pool and waking
+        its idle workers around every call cost more than the threads gained), outside one
+        until the call returns.  Results come back in ``items`` order, so reductions over them
         are deterministic.  Work buffers from :meth:`scratch` are per thread.
         """
         n = min(self.host_threads(), len(items))
         if n < 2:
             return [fn(item) for item in items]
         pools = _thread_pools(self.name)
-        before = [get() for get, _ in pools]
-        for _, set_ in pools:
-            set_(1)
+        scope = _scopes[-1] if _scopes else None
+        restore = None
+        if scope is None or scope["held"] is None:
+            before = [get() for get, _ in pools]
+            for (_, set_), k in zip(pools, before):
+                if k != 1:
+                    set_(1)
+            if scope is not None:
+                scope["held"] = before
+            else:
+                restore = before
         try:
             return list(_executor(n).map(fn, items))
         finally:
-            for (_, set_), k in zip(pools, before):
-                set_(k)
+            if restore is not None:
+                for (_, set_), k in zip(pools, restore):
+                    set_(k)
 
     @property
     def usable_cores(self) -> int:
@@ -358,6 +378,8 @@ class _CoreMeter:
 
 
 _core_meter = _CoreMeter()
+#: Open :meth:`Backend.cpu_threads` scopes, innermost last (the pools are process-wide).
+_scopes: list[dict] = []
 _pools: dict[str, list] = {}
 
 

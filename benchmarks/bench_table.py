@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# measure the anyxp_nn of this checkout, not whichever one is installed (workers run this file too)
+sys.path.insert(0, os.path.dirname(HERE))
 TITLES = {"mlp": "MLP 784-512-256-10, B128", "cnn": "MNIST CNN, B64", "cnn_bn": "CNN+BN+Dropout, B64",
           "resnet": "small ResNet 3x32x32, B32"}
 SHAPES = {"mlp": (128, (784,)), "cnn": (64, (1, 28, 28)), "cnn_bn": (64, (1, 28, 28)), "resnet": (32, (3, 32, 32))}

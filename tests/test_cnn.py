@@ -182,7 +182,8 @@ def test_batch_chunks_is_pure():
     assert batch_chunks(7, 100, 200, whole_below=1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
     assert batch_chunks(80, 100, None) == [(0, 80)]  # no budget (GPUs): one chunk
     assert batch_chunks(0, 100, 1000) == []  # an empty batch
-    assert batch_chunks(5, 100, None, min_chunks=2) == [(0, 3), (3, 5)]  # one chunk per host thread
+    assert batch_chunks(5, 100, None, min_chunks=2) == [(0, 2), (2, 5)]  # one chunk per host thread
+    assert batch_chunks(32, 100, 500, min_chunks=2) == [(4 * i, 4 * i + 4) for i in range(8)]  # 7 -> 8 chunks
     assert batch_chunks(1, 100, None, min_chunks=2) == [(0, 1)]
 
 
@@ -215,3 +216,14 @@ def test_conv_batch_chunks_match_one_chunk(backend, monkeypatch, stride):
     _, y3, dx3, dw3 = run(12000)
     for a, b_ in ((y1, y3), (dx1, dx3), (dw1, dw3)):
         assert_close(b_, a, rtol=1e-12, atol=1e-12)
+
+
+def test_maxpool_dx_keeps_the_input_memory_order_on_numpy():
+    """A convolution's output is a channel-first array seen as NCHW; max-pool's dX keeps that order,
+    so the ReLU backward after it multiplies same-layout operands (benchmarks/README.md)."""
+    x = np.ascontiguousarray(np.random.default_rng(0).standard_normal((3, 2, 4, 6))).transpose(1, 0, 2, 3)
+    y, backprop = nn.MaxPool2D(2, backend="numpy", dtype="float64").forward(x)
+    dx = backprop(np.ones(y.shape))
+    assert dx.strides[1] > dx.strides[0]  # channel-first, like x
+    np.testing.assert_array_equal(dx, nn.MaxPool2D(2, backend="numpy", dtype="float64").forward(
+        np.ascontiguousarray(x))[1](np.ones(y.shape)))  # the same numbers as from a C-order input

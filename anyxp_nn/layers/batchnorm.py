@@ -71,12 +71,18 @@ class _BatchNorm(Layer):
         W, b = self.weight, self.bias
         w = xp.reshape(W.data, shape)
         m = math.prod(x.shape) // self.num_features  # values per channel
+        perm = (1, 0) + tuple(range(2, x.ndim))
+
+        def channel_dot(u: Any, v: Any) -> Any:
+            """sum over every axis but the channel one of u * v, as (1, C, 1, ...): one dot product
+            per channel row, no full-size temporary (the rows are a view of channel-first memory)."""
+            rows = [xp.reshape(xp.permute_dims(t, perm), (self.num_features, m)) for t in (u, v)]  # (C, m)
+            return xp.reshape(xp.vecdot(rows[0], rows[1]), shape)
+
         if train:
             mu = xp.mean(x, axis=axes, keepdims=True)
             xc = x - mu
-            sq = xc * xc
-            var = xp.mean(sq, axis=axes, keepdims=True)
-            del sq
+            var = channel_dot(xc, xc) * (1.0 / m)
             invstd = 1.0 / xp.sqrt(var + self.eps)  # (1, C, 1, ...)
             mom = self.momentum
             self.register_buffer("running_mean", (1.0 - mom) * self.running_mean + mom * xp.reshape(mu, (-1,)))
@@ -93,7 +99,7 @@ class _BatchNorm(Layer):
         y += xp.reshape(b.data, shape)
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
-            dw = xp.sum(dY * xc, axis=axes, keepdims=True) * invstd  # (1, C, 1, ...) = sum(dY xhat)
+            dw = channel_dot(dY, xc) * invstd  # (1, C, 1, ...) = sum(dY xhat)
             db = xp.sum(dY, axis=axes, keepdims=True)
             if W.requires_grad:
                 W.accumulate(xp.reshape(dw, (-1,)))

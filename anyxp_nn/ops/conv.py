@@ -160,14 +160,16 @@ def batch_chunks(n: int, bytes_per_sample: int, budget: "int | None", whole_belo
     One chunk, the whole batch, when there is no budget (GPUs, which want one big kernel) or
     the whole array is at most ``whole_below`` x ``budget``; otherwise chunks of
     ``budget // bytes_per_sample`` samples (at least one), whose work arrays stay in cache.
-    At least ``min_chunks`` chunks where the batch allows (one per host thread that will run
-    them).  An empty batch has no chunks.
+    With ``min_chunks`` > 1 (one per host thread that will run them): a multiple of it, where
+    the batch allows, so that the threads get equal shares.  An empty batch has no chunks.
     """
     if budget is None or n * bytes_per_sample <= whole_below * budget:
         size = max(n, 1)
     else:
         size = max(1, min(n, budget // max(1, bytes_per_sample)))
-    size = min(size, max(1, -(-n // max(1, min_chunks))))
+    if min_chunks > 1 and n:  # a multiple of min_chunks near-equal chunks: equal shares per thread
+        k = min(n, -(-max(-(-n // size), min_chunks) // min_chunks) * min_chunks)
+        return [(n * i // k, n * (i + 1) // k) for i in range(k)]
     return [(a, min(n, a + size)) for a in range(0, n, size)]
 
 
