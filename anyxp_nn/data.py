@@ -65,13 +65,14 @@ class DataLoader:
         shard: ``(rank, size)`` for data-parallel training: this loader takes positions
             rank, rank + size, ... of each epoch's order (the same seed on every rank gives
             the same order), after padding the order to a multiple of ``size`` by repeating
-            its start (torch's ``DistributedSampler``), so every rank has ceil(N / size)
-            samples and the same number of batches.
+            its start (torch's ``DistributedSampler``), so every rank has ceil(k / size)
+            samples (k = ``samples_per_epoch``, N by default) and the same number of batches.
         replacement: draw each epoch's indices uniformly *with* replacement (needs ``shuffle=True``;
             torch's ``RandomSampler(replacement=True)``): a sample may appear twice in an epoch,
             another not at all.
-        samples_per_epoch: indices per epoch (default: N, the dataset size), ``num_samples`` of
-            torch's ``RandomSampler`` (needs ``shuffle=True``).  Without replacement the epoch is
+        samples_per_epoch: indices per epoch (default: N, the dataset size), what torch's
+            ``RandomSampler(num_samples=)`` sets (needs ``shuffle=True``; ``loader.num_samples``
+            stays N, the dataset size).  Without replacement the epoch is
             ``samples_per_epoch // N`` whole permutations followed by the start of one more, as torch's.
     """
 
@@ -166,7 +167,9 @@ class DataLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def __repr__(self) -> str:
-        return (f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+        extra = "" if self.samples_per_epoch == len(self.x) else f", samples_per_epoch={self.samples_per_epoch}"
+        extra += ", replacement=True" if self.replacement else ""
+        return (f"DataLoader(n={len(self.x)}, batch_size={self.batch_size}, shuffle={self.shuffle}{extra}, "
                 f"backend={self.backend.label!r}, on_device={self.on_device})")
 
     # -- iteration ---------------------------------------------------------------

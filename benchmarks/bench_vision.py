@@ -95,7 +95,8 @@ def torch_segmentation_loss(logits: Any, labels: Any, weight: Any, dice: float, 
     p = torch.softmax(logits, dim=1)
     g = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
     inter, total = (p * g).sum((0, 2, 3)), p.sum((0, 2, 3)) + g.sum((0, 2, 3))
-    return F.cross_entropy(logits, labels, weight=weight) + dice * (1 - ((2 * inter + smooth) / (total + smooth)).mean())
+    soft_dice = 1 - ((2 * inter + smooth) / (total + smooth)).mean()
+    return F.cross_entropy(logits, labels, weight=weight) + dice * soft_dice
 
 
 def unet() -> Layer:

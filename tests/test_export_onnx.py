@@ -268,8 +268,17 @@ class ShiftedReLU(nn.ReLU):  # its own math: must not silently export as ReLU
         return y, bp
 
 
+class ShiftedScale(Scale):  # inherits Scale's onnx_nodes, but not its maths
+    def forward(self, x, train=True):
+        return super().forward(x - 1.0, train)
+
+
+class NamedScale(Scale):  # the same maths under another name: Scale's nodes are right
+    pass
+
+
 def test_onnx_nodes_hook_and_subclass(tmp_path):
-    model = nn.Sequential(nn.Linear(3, 4, backend="numpy"), Scale(2.5, backend="numpy"), MyReLU(backend="numpy"),
+    model = nn.Sequential(nn.Linear(3, 4, backend="numpy"), NamedScale(2.5, backend="numpy"), MyReLU(backend="numpy"),
                           Twice(nn.Linear(4, 4, backend="numpy")))
     x = np.random.default_rng(4).standard_normal((2, 3)).astype(np.float32)
     check_export(model, tmp_path / "hook.onnx", [x, x[:1]])
@@ -291,6 +300,7 @@ def test_layerlist_in_sequential_order(tmp_path):
     (NoExport(), r"cannot export layer '1' of type NoExport \(no ONNX converter is registered for it\); "
                  r"give NoExport a method `onnx_nodes\(self, graph, x\) -> str`"),
     (ShiftedReLU(), r"layer '1' of type ShiftedReLU \(it overrides forward\(\) of an exportable base class\)"),
+    (ShiftedScale(2.0), r"layer '1' of type ShiftedScale \(it overrides forward\(\) of an exportable base class\)"),
 ])
 def test_unexportable_layer_is_named(layer, match, tmp_path):
     model = nn.Sequential(nn.Linear(3, 3, backend="numpy"), layer)

@@ -1,4 +1,5 @@
 """fit, History, metrics and callbacks."""
+import contextlib
 import csv
 import json
 import math
@@ -274,3 +275,54 @@ def test_on_before_step_runs_before_the_update():
     assert not np.array_equal(seen[0], seen[1])                 # the first step updated the weights in between
     first = nn.to_numpy(mlp("numpy").parameters()[0].data)      # the same seed: the initial weights
     np.testing.assert_array_equal(seen[0], first)
+
+
+def test_stop_in_on_before_step_skips_that_update():
+    model, opt, ld, _ = setup()
+    before = [nn.to_numpy(p.data).copy() for p in model.parameters()]
+
+    class Guard(Callback):
+        calls = 0
+
+        def on_before_step(self, state):
+            Guard.calls += 1
+            state.stop("bad_grads", "Guard: refused the step's gradients")
+
+    h = fit(model, opt, CE, ld, epochs=2, progress=False, callbacks=[Guard()])
+    assert Guard.calls == 1 and h.stop_reason == "bad_grads"
+    assert h.steps.get("step", []) == []                        # no step was taken or recorded
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(nn.to_numpy(p.data), b)   # the weights never saw the gradients
+
+
+class _CountingSyncModel(nn.Sequential):
+    """A model with DDP's ``no_sync()``: records, per forward, whether gradients would be averaged."""
+
+    def __init__(self, *layers):
+        super().__init__(*layers)
+        object.__setattr__(self, "local", False)
+        object.__setattr__(self, "syncs", [])
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        object.__setattr__(self, "local", True)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "local", False)
+
+    def forward(self, x, train=None):
+        self.syncs.append(not self.local)
+        return super().forward(x, train)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_accumulated_batches_before_the_last_run_in_no_sync(k):
+    nn.manual_seed(0)
+    model = _CountingSyncModel(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    _, opt, ld, _ = setup(batch_size=40)                        # 6 batches per epoch
+    opt = nn.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, opt, CE, ld, epochs=1, progress=False, accumulate_steps=k)
+    # DDP semantics: one gradient average per optimizer step, on the step's last batch
+    expected = [(i + 1) % k == 0 or i + 1 == 6 for i in range(6)]
+    assert model.syncs == expected

@@ -196,7 +196,7 @@ def test_soft_dice_loss_matches_torch_autograd(backend):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     z = rng.normal(0, 2, (2, 4, 3, 5))
-    y = rng.integers(0, 3, (2, 3, 5))  # class 3 absent: its Dice is 1 only through the smoothing
+    y = rng.integers(0, 3, (2, 3, 5))  # class 3 absent: D_3 = s / (sum p_3 + s), pushing p_3 down
     for smooth in (1.0, 0.0):
         if smooth == 0.0:
             y[0, 0, 0] = 3
@@ -221,7 +221,7 @@ def test_soft_dice_loss_errors(backend):
         V.soft_dice_loss(z, backend.asarray(np.zeros((2, 4, 4), dtype=np.float32)))
     with pytest.raises(TypeError, match=r"soft_dice_loss: `logits` must be real floating"):
         V.soft_dice_loss(labels, labels)
-    with pytest.raises(ValueError, match=r"soft_dice_loss: `smooth` must be a number >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"soft_dice_loss: `smooth` must be a finite number >= 0, got -1"):
         V.soft_dice_loss(z, labels, smooth=-1)
 
 
@@ -246,10 +246,40 @@ def test_segmentation_loss_errors(backend):
         V.segmentation_loss(z, backend.asarray(np.zeros((2, 4), dtype=np.int64)))
     with pytest.raises(ValueError, match=r"segmentation_loss: `weight` must be \(3,\) for 3 classes"):
         V.segmentation_loss(z, labels, backend.asarray(np.ones(2, dtype=np.float32)))
-    with pytest.raises(ValueError, match=r"segmentation_loss: `dice` must be a number >= 0, got -0.5"):
+    with pytest.raises(ValueError, match=r"segmentation_loss: `dice` must be a finite number >= 0, got -0.5"):
         V.segmentation_loss(z, labels, dice=-0.5)
-    with pytest.raises(ValueError, match=r"segmentation_loss: `smooth` must be a number >= 0, got True"):
+    with pytest.raises(ValueError, match=r"segmentation_loss: `smooth` must be a finite number >= 0, got True"):
         V.segmentation_loss(z, labels, smooth=True)
+    with pytest.raises(ValueError, match=r"segmentation_loss: `dice` must be a finite number >= 0, got nan"):
+        V.segmentation_loss(z, labels, dice=float("nan"))
+    with pytest.raises(ValueError, match=r"soft_dice_loss: `smooth` must be a finite number >= 0, got inf"):
+        V.soft_dice_loss(z, labels, smooth=float("inf"))
+
+
+def test_ignored_pixels_take_no_part_in_dice_or_cross_entropy(backend):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    z = rng.normal(0, 2, (2, 4, 3, 5))
+    y = rng.integers(0, 4, (2, 3, 5))
+    y[0, 1, :] = -100  # a row of ignored pixels
+    y[1, 2, 3] = 7     # out of range: left out the same way
+    w = np.array([0.2, 1.0, 3.0, 0.5])
+    zb, yb, wb = backend.asarray(z, dtype="float64"), backend.asarray(y), backend.asarray(w, dtype="float64")
+    # reference: the same sums over the counted pixels only, by torch autograd
+    zt = torch.tensor(z, requires_grad=True)
+    keep = torch.tensor((y >= 0) & (y < 4))
+    p = torch.softmax(zt, dim=1).permute(0, 2, 3, 1)[keep]            # (pixels, C)
+    g = torch.nn.functional.one_hot(torch.tensor(y)[keep], 4).double()
+    dice_ref = 1 - ((2 * (p * g).sum(0) + 1.0) / (p.sum(0) + g.sum(0) + 1.0)).mean()
+    ce_ref = torch.nn.functional.cross_entropy(zt.permute(0, 2, 3, 1)[keep], torch.tensor(y)[keep],
+                                               weight=torch.tensor(w))
+    (ce_ref + 0.5 * dice_ref).backward()
+    loss, dz = V.segmentation_loss(zb, yb, wb, dice=0.5)
+    assert float(_np(loss)) == pytest.approx((ce_ref + 0.5 * dice_ref).item(), rel=1e-10)
+    np.testing.assert_allclose(_np(dz), zt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert np.all(_np(dz)[0, :, 1, :] == 0)  # no gradient reaches an ignored pixel
+    l_dice, _ = V.soft_dice_loss(zb, yb)
+    assert float(_np(l_dice)) == pytest.approx(dice_ref.item(), rel=1e-10)
 
 
 # -- the grid detector --------------------------------------------------------------------------------
@@ -357,7 +387,8 @@ def test_unet_widths_errors():
 def test_vision_models_match_torch_twin(which, backend):
     """Forward (train mode: batch statistics) and every parameter gradient equal PyTorch autograd."""
     torch = pytest.importorskip("torch")
-    build = {"unet": lambda **k: V.unet(5, width=2, **k), "unet-widths": lambda **k: V.unet(5, widths=(2, 3, 5, 4), **k),
+    build = {"unet": lambda **k: V.unet(5, width=2, **k),
+             "unet-widths": lambda **k: V.unet(5, widths=(2, 3, 5, 4), **k),
              "grid_detector": lambda **k: V.grid_detector(3, width=2, **k)}
     model = build[which](backend=backend, dtype="float64", rng=nn.Generator(0))
     twin = _torch_twin()(model)

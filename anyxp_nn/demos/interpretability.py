@@ -22,7 +22,7 @@ import anyxp_nn as nn
 from anyxp_nn.models import mnist_cnn
 
 from ._loop import accuracy
-from ._vision import bare, start
+from ._vision import bare, rows_for, start
 from .cnn import train
 
 __all__ = ["run", "compute_maps", "stroke_share"]
@@ -167,16 +167,12 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     paths = [out_dir / "interpret_maps.png", out_dir / "interpret_class_models.png"]
     _maps_figure(digits, labels, maps, occlusion, paths[0])
     _class_models_figure(b.to_numpy(cm), own, paths[1])
-    rows = [{"section": SECTION, "item": "hold-out accuracy", "value": round(100 * acc, 2), "unit": "%"},
-            {"section": SECTION, "item": "stroke pixels (baseline share)", "value": round(100 * baseline, 1),
-             "unit": "%"}]
-    rows += [{"section": SECTION, "item": f"{name} mass on strokes", "value": round(100 * shares[name], 1),
-              "unit": "%"} for name in maps]
-    rows += [{"section": SECTION, "item": f"{name} seconds ({DIGITS} digits)", "value": round(seconds[name], 3),
-              "unit": "s"} for name in maps]
-    rows += [{"section": SECTION, "item": "class models: mean p(own class)", "value": round(float(own.mean()), 3),
-              "unit": ""},
-             {"section": SECTION, "item": "class models classified as their class",
-              "value": int(np.sum(probs.argmax(axis=1) == np.arange(10))), "unit": "of 10"}]
-    rows += [{"section": SECTION, "item": f"figure {p.stem}", "value": str(p), "unit": "png"} for p in paths]
-    return rows
+    return rows_for(SECTION, [
+        ("hold-out accuracy", round(100 * acc, 2), "%"),
+        ("stroke pixels (baseline share)", round(100 * baseline, 1), "%"),
+        *[(f"{name} mass on strokes", round(100 * shares[name], 1), "%") for name in maps],
+        *[(f"{name} seconds ({DIGITS} digits)", round(seconds[name], 3), "s") for name in maps],
+        ("class models: mean p(own class)", round(float(own.mean()), 3), ""),
+        ("class models classified as their class", int(np.sum(probs.argmax(axis=1) == np.arange(10))), "of 10"),
+        *[(f"figure {p.stem}", str(p), "png") for p in paths],
+    ])

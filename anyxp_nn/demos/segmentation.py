@@ -4,8 +4,9 @@
 training canvases every epoch, from the training digits only);
 each pixel is background (0) or the ink of digit d (1 + d), 11 classes.  The U-Net
 (Ronneberger et al., 2015) has a four-level encoder (conv-conv, max-pool), a decoder that
-upsamples (2x2 stride-2 ``ConvTranspose2D``), concatenates the encoder's features at the same resolution (skip connections,
-``Concatenate(Identity(), inner)``) and convolves, and a 1x1 conv to the class logits.
+upsamples (2x2 stride-2 ``ConvTranspose2D``), concatenates the encoder's features at the same
+resolution (skip connections, ``Concatenate(Identity(), inner)``) and convolves, and a 1x1 conv to
+the class logits.
 It trains on the class-weighted per-pixel cross-entropy plus the soft Dice loss
 (:func:`anyxp_nn.vision.segmentation_loss`, the usual "CE + Dice" of segmentation practice: Dice
 scores each class's overlap, so the thin, rare digit classes weigh as much as the background);

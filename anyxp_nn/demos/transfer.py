@@ -6,8 +6,8 @@ The workflow a practitioner follows with a pretrained backbone:
    trunk and a two-layer classifier head) on digits 0-4 and save it with :func:`anyxp_nn.save`;
 2. load the checkpoint on another backend (same predictions) and on the run's backend;
 3. replace the head by a fresh classifier for digits 5-9, freeze the trunk and put it in
-   eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 1 / 3 / 10 / 50 / 200
-   labelled images per class; the same model trained from scratch on the same images is the
+   eval mode (its BatchNorm running statistics stay put), and fine-tune the head on 1 / 3 / 10 /
+   50 / 200 labelled images per class; the same model trained from scratch on the same images is the
    baseline (3 seeds each: a table and a learning-curve figure);
 4. unfreeze and fine-tune everything with a 10x smaller learning rate for the trunk (two
    optimizer parameter groups);
@@ -29,7 +29,7 @@ from anyxp_nn.keymap import map_state_dict_keys
 from anyxp_nn.models import small_resnet
 
 from ._loop import accuracy
-from ._vision import start
+from ._vision import rows_for, start
 
 __all__ = ["run", "cnn_bn", "split_model", "new_head", "train_steps", "accuracy", "FROM_TORCHVISION", "TO_TORCHVISION"]
 
@@ -178,7 +178,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     n_test = QUICK_TEST if quick else len(Xte)
     Xa_te, ya_te = Xte[low_te][:n_test], yte[low_te][:n_test]
     Xb_te, yb_te = Xte[high_te][:n_test], yte[high_te][:n_test] - 5
-    rows: list[dict] = []
+    items: list[tuple[str, Any, str]] = []  # (item, value, unit) of the summary rows
 
     # 1. pretrain on digits 0-4 and save
     source = cnn_bn(5, backend=b, rng=nn.Generator(0))
@@ -189,8 +189,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     ckpt = nn.save(out_dir / "transfer_pretrained_0-4.npz", source)
     print(f"[{SECTION}] pretrained the MNIST CNN with BatchNorm on digits 0-4 ({len(Xa)} images, {epochs} epochs) "
           f"on {b.label}: held-out accuracy {100 * acc_a:.2f}%; saved {ckpt.name}")
-    rows.append({"section": SECTION, "item": "pretrain accuracy, digits 0-4", "value": round(100 * acc_a, 2),
-                 "unit": "%"})
+    items.append(("pretrain accuracy, digits 0-4", round(100 * acc_a, 2), "%"))
 
     # 2. load on another backend: the same predictions
     other = _other_backend(b.label)
@@ -200,7 +199,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     gap = float(np.max(np.abs(b.to_numpy(source(b.asarray(probe))) - nn.to_numpy(copy(nn.get_backend(other)
                                                                                      .asarray(probe))))))
     print(f"[{SECTION}] checkpoint loaded on {other}: max |logit difference| {gap:.2e}")
-    rows.append({"section": SECTION, "item": f"max logit gap after loading on {other}", "value": gap, "unit": ""})
+    items.append((f"max logit gap after loading on {other}", gap, ""))
 
     def pretrained() -> tuple[nn.Sequential, nn.Sequential, nn.Layer]:
         model = cnn_bn(5, backend=b)
@@ -226,7 +225,8 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
             opt = nn.optim.Adam(scratch.parameters(), lr=LR)
             train_steps(t2, h2, opt, Xk_d, yk_d, steps=steps, seed=seed)
             curves["from scratch"][i, j] = accuracy(scratch, Xb_te, yb_te)
-        print(f"[{SECTION}] {k:4d} images/class: transfer {100 * curves['transfer (frozen trunk, new head)'][i].mean():.1f}% "
+        transfer_acc = curves["transfer (frozen trunk, new head)"][i].mean()
+        print(f"[{SECTION}] {k:4d} images/class: transfer {100 * transfer_acc:.1f}% "
               f"vs scratch {100 * curves['from scratch'][i].mean():.1f}% (mean of {len(seeds)} seeds)")
     print(f"[{SECTION}] digits 5-9, held-out accuracy (%), mean +- std over seeds {list(seeds)}:")
     print(f"  {'images/class':>12s}  {'transfer':>14s}  {'scratch':>14s}")
@@ -234,8 +234,7 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
         cells = [f"{100 * c[i].mean():6.2f} +- {100 * c[i].std():4.2f}" for c in curves.values()]
         print(f"  {k:12d}  {cells[0]:>14s}  {cells[1]:>14s}")
         for name, c in curves.items():
-            rows.append({"section": SECTION, "item": f"{name.split(' (')[0]}, {k}/class",
-                         "value": round(100 * float(c[i].mean()), 2), "unit": "%"})
+            items.append((f"{name.split(' (')[0]}, {k}/class", round(100 * float(c[i].mean()), 2), "%"))
     fig = save_figure(curves, shots, out_dir / "transfer_learning_curve.png")
 
     # 4. unfreeze: the trunk at a tenth of the head's learning rate (two parameter groups)
@@ -253,10 +252,8 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     tuned_acc = accuracy(model, Xb_te, yb_te)
     print(f"[{SECTION}] {k} images/class: frozen trunk {100 * frozen_acc:.2f}% -> unfrozen (trunk lr "
           f"{HEAD_LR / 10:g}, head lr {HEAD_LR:g}) {100 * tuned_acc:.2f}%")
-    rows += [{"section": SECTION, "item": f"frozen trunk, {k}/class (seed 0)", "value": round(100 * frozen_acc, 2),
-              "unit": "%"},
-             {"section": SECTION, "item": f"then unfrozen at lr/10, {k}/class", "value": round(100 * tuned_acc, 2),
-              "unit": "%"}]
+    items += [(f"frozen trunk, {k}/class (seed 0)", round(100 * frozen_acc, 2), "%"),
+              (f"then unfrozen at lr/10, {k}/class", round(100 * tuned_acc, 2), "%")]
 
     # 5. a torchvision-style state_dict (conv1 / bn1 / layer1.0... / layer2.0.downsample.0 / fc)
     resnet = small_resnet(5, backend=b, rng=nn.Generator(3), width=WIDTH)
@@ -268,6 +265,5 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     print(f"[{SECTION}] torchvision-style state_dict ({len(tv)} keys: {', '.join(sorted(tv)[:2])}, ..., "
           f"layer2.0.downsample.0.weight, ...) loaded into small_resnet by renaming keys: max |logit difference| "
           f"{tv_gap:.1e}")
-    rows += [{"section": SECTION, "item": "torchvision-keyed state_dict: max logit gap", "value": tv_gap, "unit": ""},
-             {"section": SECTION, "item": f"figure {fig.stem}", "value": str(fig), "unit": "png"}]
-    return rows
+    items += [("torchvision-keyed state_dict: max logit gap", tv_gap, ""), (f"figure {fig.stem}", str(fig), "png")]
+    return rows_for(SECTION, items)

@@ -13,7 +13,8 @@ turns this plain data into protobuf with ``onnx.helper``, so converters never to
 Which converter a layer gets, in this order:
 
 1. the layer's own ``onnx_nodes(graph, x) -> str`` method, written in the layer's file (duck-typed:
-   the layer does not import this package);
+   the layer does not import this package), unless a subclass overrides ``forward`` below the
+   class that defines the method (it inherits the nodes, not the maths: rule 3);
 2. the converter registered for its class with :func:`register_onnx_converter`, or for a base
    class, as long as the layer's class does not override ``forward`` (a subclass that only
    changes ``__init__`` exports as its base; one with its own ``forward`` needs a hook);
@@ -55,10 +56,15 @@ def register_onnx_converter(layer_type: type, fn: "Converter | None" = None) -> 
 
 def find_converter(layer: Any) -> "Converter | None":
     """The converter for ``layer`` (see the module docstring for the order), or None."""
+    cls = type(layer)
     hook = getattr(layer, "onnx_nodes", None)
     if callable(hook):
-        return lambda _layer, graph, x: hook(graph, x)
-    cls = type(layer)
+        # the class that wrote the method must also be the one whose forward runs: a subclass
+        # with its own forward inherits the method but not its maths
+        owner = next((base for base in cls.__mro__ if "onnx_nodes" in vars(base)), None)
+        if owner is None or getattr(cls, "forward", None) is getattr(owner, "forward", None):
+            return lambda _layer, graph, x: hook(graph, x)
+        return None
     for base in cls.__mro__:
         fn = _CONVERTERS.get(base)
         if fn is not None:
@@ -151,7 +157,7 @@ class OnnxGraph:
 def _cannot_export(layer: Any, path: str) -> str:
     cls = type(layer).__name__
     where = f"layer {path!r}" if path else "the model itself"
-    overridden = any(base in _CONVERTERS for base in type(layer).__mro__[1:])
+    overridden = any(base in _CONVERTERS or "onnx_nodes" in vars(base) for base in type(layer).__mro__[1:])
     why = (f"it overrides forward() of an exportable base class" if overridden
            else "no ONNX converter is registered for it")
     return (f"to_onnx: cannot export {where} of type {cls} ({why}); give {cls} a method "

@@ -7,7 +7,8 @@ the gradients are the step's, as Lightning's ``on_before_optimizer_step``; keep 
 record on the device, since a host read here is a sync point every step), ``on_log`` (after the loss values of the
 last few steps were read to the host, with those step rows), ``on_epoch_end``
 (after validation, with ``state.logs`` = the epoch row), ``on_train_end``.
-A callback stops training by calling ``state.stop(reason, message)``.
+A callback stops training by calling ``state.stop(reason, message)``; called in
+``on_before_step``, it also skips that step's update (the gradients never reach the weights).
 """
 from __future__ import annotations
 

@@ -28,6 +28,8 @@ last checkpoint always agree.  Checkpoints are written atomically.
 """
 from __future__ import annotations
 
+import contextlib
+
 import time
 import warnings
 from typing import Any, Sequence
@@ -202,7 +204,9 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
             for i, (xb, yb) in enumerate(backend.cpu_threads_each(loader)):  # pools sized to the free cores
                 if acc_n == 0:
                     optimizer.zero_grad()
-                logits, backprop = model.forward(xb)  # each layer in its own mode
+                last = (i + 1) % accumulate_steps == 0 or i + 1 == steps_per_epoch  # this batch ends a step
+                with _local_only(model, not last):  # DDP's no_sync: ranks average once per step
+                    logits, backprop = model.forward(xb)  # each layer in its own mode
                 if not checked:
                     for m in train_metrics:
                         m.check(logits, yb)
@@ -220,9 +224,12 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
                 n_log += int(xb.shape[0])
                 if bar is not None:
                     bar.update(1)
-                if (i + 1) % accumulate_steps and i + 1 < steps_per_epoch:
+                if not last:
                     continue  # keep accumulating
                 run("on_before_step")
+                if state.stop_training:  # a callback refused these gradients: no update
+                    acc_vec, acc_n = None, 0
+                    break
                 if clip_grad_norm is not None:
                     norm = clip_grad_norm_no_sync(clip_params, float(clip_grad_norm))  # torch's clip_grad_norm_
                     norm = xp.zeros((1,), dtype=acc_vec.dtype, device=_device(acc_vec)) if norm is None else norm
@@ -280,6 +287,12 @@ def fit(model: Any, optimizer: Any, loss_fn: LossFn, loader: DataLoader, val_dat
     if state.stop_reason in ("interrupted", "non_finite_loss"):
         warnings.warn(state.message, RuntimeWarning, stacklevel=2)
     return history
+
+
+def _local_only(model: Any, local: bool) -> Any:
+    """``model.no_sync()`` (a data-parallel model's gradients stay local) for the batches of a step
+    before its last one, as with torch's DDP; a no-op for other models and for the last batch."""
+    return model.no_sync() if local and hasattr(model, "no_sync") else contextlib.nullcontext()
 
 
 def _is_auto(metrics: Any) -> bool:

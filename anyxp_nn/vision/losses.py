@@ -9,6 +9,7 @@ over the counted pixels (those whose label is not ``ignore_index``), as
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from array_api_compat import array_namespace, device as _device
@@ -66,7 +67,7 @@ def pixel_cross_entropy(logits: Any, labels: Any, weight: Any = None, *, ignore_
     return loss, dlogits
 
 
-def soft_dice_loss(logits: Any, labels: Any, *, smooth: float = 1.0) -> tuple[Any, Any]:
+def soft_dice_loss(logits: Any, labels: Any, *, smooth: float = 1.0, ignore_index: int = -100) -> tuple[Any, Any]:
     """Soft Dice loss over the classes (Milletari et al., 2016), on the whole batch, returning ``(loss, dlogits)``.
 
     With ``p = softmax(z)`` over axis 1 and one-hot targets ``g``, per class ``c`` (sums over
@@ -78,14 +79,18 @@ def soft_dice_loss(logits: Any, labels: Any, *, smooth: float = 1.0) -> tuple[An
         dL/dz_i = p_i * (dL/dp_i - sum_c p_ic dL/dp_ic)                        (softmax backward)
 
     It scores overlap per class, so a thin rare class counts as much as the background: the
-    usual companion of the per-pixel cross-entropy in segmentation (``CE + Dice``).  ``smooth``
-    (``s``) keeps a class absent from the batch (``S_c = 0``) at ``D_c = 1`` with zero gradient
-    through the numerator.
+    usual companion of the per-pixel cross-entropy in segmentation (``CE + Dice``).  Every class
+    takes part, the background too.  A class absent from the batch (``g_c = 0``) scores
+    ``D_c = s / (sum_i p_ic + s)``, so its term pushes the predicted ``p_c`` towards 0;
+    ``smooth`` (``s``) keeps that ratio finite and gentle (``D_c = 1`` only if ``p_c`` is 0 too).
+    Pixels labelled ``ignore_index`` (or with any label outside [0, C)) take no part: their
+    ``p`` and ``g`` leave every sum, and their gradient is 0.
 
     Args:
         logits: (N, C, H, W) real floating (any trailing spatial shape).
-        labels: (N, H, W) integer class ids in [0, C).
-        smooth: ``s >= 0``.
+        labels: (N, H, W) integer class ids in [0, C), or ``ignore_index``.
+        smooth: ``s >= 0``, finite.
+        ignore_index: the label of pixels to leave out (PyTorch's default, -100).
 
     Returns:
         ``(loss, dlogits)``: 0-d and (N, C, H, W).
@@ -93,46 +98,60 @@ def soft_dice_loss(logits: Any, labels: Any, *, smooth: float = 1.0) -> tuple[An
     xp = array_namespace(logits, labels)
     fn = "soft_dice_loss"
     c = _check_logits_labels(xp, logits, labels, fn)
-    if not isinstance(smooth, (int, float)) or isinstance(smooth, bool) or smooth < 0:
-        raise ValueError(f"{fn}: `smooth` must be a number >= 0, got {smooth!r}")
-    dev = _device(logits)
-    shape = (1, c) + (1,) * (logits.ndim - 2)
-    g = xp.astype(labels[:, None, ...] == xp.reshape(xp.arange(c, dtype=labels.dtype, device=dev), shape),
-                  logits.dtype)
-    axes = (0,) + tuple(range(2, logits.ndim))
+    _check_number(smooth, "smooth", fn)
+    g = _one_hot(xp, logits, labels, c)  # ignored pixels: all 0
+    counted = xp.sum(g, axis=1, keepdims=True)  # (N, 1, H, W): 1 where the pixel takes part
     z = logits - xp.max(logits, axis=1, keepdims=True)
     e = xp.exp(z)
     p = e / xp.sum(e, axis=1, keepdims=True)
-    inter = xp.sum(p * g, axis=axes, keepdims=True)  # (1, C, 1, 1)
-    denom = xp.sum(p, axis=axes, keepdims=True) + xp.sum(g, axis=axes, keepdims=True) + smooth
-    dice = (2.0 * inter + smooth) / denom
+    dice, dp = _dice_terms(xp, p, g, counted, smooth)
     loss = 1.0 - xp.mean(dice)
-    dp = (dice - 2.0 * g) / (c * denom)  # = -(2 g (S + s) - (2 I + s)) / (C (S + s)^2)
     dlogits = p * (dp - xp.sum(p * dp, axis=1, keepdims=True))
     return loss, dlogits
 
 
-def segmentation_loss(logits: Any, labels: Any, weight: Any = None, *, dice: float = 1.0,
-                      smooth: float = 1.0) -> tuple[Any, Any]:
-    """``pixel_cross_entropy(logits, labels, weight) + dice * soft_dice_loss(logits, labels, smooth=smooth)``
-    and its gradient, from one softmax and one one-hot (the "CE + Dice" loss of segmentation practice).
+def _check_number(v: Any, name: str, fn: str) -> None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{fn}: `{name}` must be a finite number >= 0, got {v!r}")
 
-    Every label must be a class id in [0, C) (no ``ignore_index``: the Dice term counts every pixel).
-    Returns ``(loss, dlogits)``: 0-d and (N, C, H, W).
+
+def _one_hot(xp: Any, logits: Any, labels: Any, c: int) -> Any:
+    """(N, C, H, W) one-hot of (N, H, W) labels in the logits' dtype; a label outside [0, C) gives all 0."""
+    shape = (1, c) + (1,) * (logits.ndim - 2)
+    classes = xp.reshape(xp.arange(c, dtype=labels.dtype, device=_device(logits)), shape)
+    return xp.astype(labels[:, None, ...] == classes, logits.dtype)
+
+
+def _dice_terms(xp: Any, p: Any, g: Any, counted: Any, smooth: float) -> tuple[Any, Any]:
+    """Per-class batch Dice scores ``D`` (1, C, 1, 1) over the counted pixels, and dL/dp of
+    ``L = 1 - mean_c D_c`` (zero on pixels that are not counted)."""
+    c = p.shape[1]
+    axes = (0,) + tuple(range(2, p.ndim))
+    pc = p * counted
+    inter = xp.sum(pc * g, axis=axes, keepdims=True)  # (1, C, 1, 1)
+    denom = xp.sum(pc, axis=axes, keepdims=True) + xp.sum(g, axis=axes, keepdims=True) + smooth
+    dice = (2.0 * inter + smooth) / denom
+    dp = (dice - 2.0 * g) * counted / (c * denom)  # = -(2 g (S + s) - (2 I + s)) / (C (S + s)^2)
+    return dice, dp
+
+
+def segmentation_loss(logits: Any, labels: Any, weight: Any = None, *, dice: float = 1.0,
+                      smooth: float = 1.0, ignore_index: int = -100) -> tuple[Any, Any]:
+    """``pixel_cross_entropy(logits, labels, weight, ignore_index=) + dice * soft_dice_loss(logits, labels,
+    smooth=, ignore_index=)`` and its gradient, from one softmax and one one-hot (the "CE + Dice"
+    loss of segmentation practice).
+
+    Pixels labelled ``ignore_index`` (or any label outside [0, C)) count in neither term.
+    Returns ``(loss, dlogits)``: 0-d (NaN when no pixel counts, as PyTorch) and (N, C, H, W).
     """
     xp = array_namespace(logits, labels)
     fn = "segmentation_loss"
     c = _check_logits_labels(xp, logits, labels, fn)
-    if not isinstance(dice, (int, float)) or isinstance(dice, bool) or dice < 0:
-        raise ValueError(f"{fn}: `dice` must be a number >= 0, got {dice!r}")
-    if not isinstance(smooth, (int, float)) or isinstance(smooth, bool) or smooth < 0:
-        raise ValueError(f"{fn}: `smooth` must be a number >= 0, got {smooth!r}")
+    _check_number(dice, "dice", fn)
+    _check_number(smooth, "smooth", fn)
     if weight is not None and tuple(weight.shape) != (c,):
         raise ValueError(f"{fn}: `weight` must be ({c},) for {c} classes, got {tuple(weight.shape)}")
-    dev = _device(logits)
-    shape = (1, c) + (1,) * (logits.ndim - 2)
-    g = xp.astype(labels[:, None, ...] == xp.reshape(xp.arange(c, dtype=labels.dtype, device=dev), shape),
-                  logits.dtype)  # (N, C, H, W) one-hot
+    g = _one_hot(xp, logits, labels, c)  # (N, C, H, W); ignored pixels: all 0
     m = xp.max(logits, axis=1, keepdims=True)
     e = xp.exp(logits - m)
     s = xp.sum(e, axis=1, keepdims=True)
@@ -140,18 +159,15 @@ def segmentation_loss(logits: Any, labels: Any, weight: Any = None, *, dice: flo
     # cross-entropy: -log p_i[y_i] = log s_i + m_i - z_i[y_i]
     nll = (xp.log(s) + m)[:, 0, ...] - xp.sum(g * logits, axis=1)
     if weight is None:
-        w_pix = xp.ones(nll.shape, dtype=logits.dtype, device=dev)
+        w_pix = xp.sum(g, axis=1)  # 1 where counted
     else:
-        flat = xp.take(xp.astype(weight, logits.dtype), xp.reshape(labels, (-1,)), axis=0)
-        w_pix = xp.reshape(flat, nll.shape)  # w[y_i]
+        w_pix = xp.sum(g * xp.reshape(xp.astype(weight, logits.dtype), (1, c) + (1,) * (logits.ndim - 2)),
+                       axis=1)  # w[y_i], 0 where ignored
     w_pix = w_pix / xp.sum(w_pix)
     loss = xp.sum(w_pix * nll)
     grad = (p - g) * w_pix[:, None, ...]
     if dice:
-        axes = (0,) + tuple(range(2, logits.ndim))
-        denom = xp.sum(p, axis=axes, keepdims=True) + xp.sum(g, axis=axes, keepdims=True) + smooth
-        score = (2.0 * xp.sum(p * g, axis=axes, keepdims=True) + smooth) / denom
+        score, dp = _dice_terms(xp, p, g, xp.sum(g, axis=1, keepdims=True), smooth)
         loss = loss + dice * (1.0 - xp.mean(score))
-        dp = (score - 2.0 * g) / ((c / dice) * denom)
-        grad = grad + p * (dp - xp.sum(p * dp, axis=1, keepdims=True))
+        grad = grad + dice * (p * (dp - xp.sum(p * dp, axis=1, keepdims=True)))
     return loss, grad
