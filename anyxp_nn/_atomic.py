@@ -45,6 +45,8 @@ def deferred_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signals are only ever delivered to the main thread
         return
+    if _depth and signal.getsignal(signal.SIGINT) is not _hold:
+        _depth = 0  # an outer block was abandoned without its exit (its generator never closed)
     if _depth:
         _depth += 1
         try:
@@ -54,6 +56,8 @@ def deferred_interrupts() -> Iterator[None]:
         return
     try:
         previous = signal.getsignal(signal.SIGINT)
+        if previous is _hold:  # left behind by a block that never ended (e.g. a thread killed in it)
+            previous = signal.default_int_handler
         if previous is None:  # a handler not installed from Python: it cannot be put back, leave it
             raise ValueError
         signal.signal(signal.SIGINT, _hold)

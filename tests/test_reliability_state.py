@@ -315,3 +315,26 @@ def test_thread_index_is_stable_and_documented():
     import zlib
     assert got["i"] == zlib.crc32(b"worker-a") + 1
     assert "per thread" in nn.random.__doc__
+
+
+@posix_signals
+def test_deferred_interrupts_recover_from_an_abandoned_block():
+    """A block whose generator was never closed (left at depth 1 with the holding handler, or with
+    the handler put back by someone else) must not swallow the next Ctrl-C."""
+    abandoned = _atomic.deferred_interrupts()
+    abandoned.__enter__()  # never exited
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # e.g. a test harness restored it
+    with pytest.raises(KeyboardInterrupt):
+        with _atomic.deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    _atomic._depth = 0
+    left = _atomic.deferred_interrupts()
+    left.__enter__()  # never exited, the holding handler left installed
+    _atomic._depth = 0  # and its depth lost
+    with pytest.raises(KeyboardInterrupt):
+        with _atomic.deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
