@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = [
     "Backend", "available_backends", "get_backend", "set_backend", "backend_report",
-    "backend_of", "to_numpy", "all_finite", "BACKEND_NAMES",
+    "backend_of", "to_numpy", "all_finite", "native_sync_guards", "BACKEND_NAMES",
 ]
 
 BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
@@ -568,6 +568,29 @@ def _make(name: str, device_spec: str | None) -> Backend:
         dev = jax.devices()[int(device_spec or 0)]
         return Backend(name, xp, dev, jax.__version__, name if not device_spec else f"{name}:{device_spec}")
     raise RuntimeError(f"unknown backend {name!r}")
+
+
+def native_sync_guards(stack: Any) -> None:
+    """Enter the array libraries' own device-sync detectors on ``stack`` (a ``contextlib.ExitStack``):
+    CuPy's ``cupyx.allow_synchronize(False)`` and torch's CUDA sync debug mode "error", for the
+    libraries already imported.  They also catch direct ``float()``/``int()``/``bool()`` reads that
+    :data:`transfer_hooks` cannot see.  A no-op without a CUDA device or with older versions."""
+    import sys
+    if "cupy" in sys.modules:
+        try:
+            import cupyx
+            stack.enter_context(cupyx.allow_synchronize(False))
+        except Exception:  # no CUDA device or an old CuPy
+            pass
+    if "torch" in sys.modules:
+        try:
+            import torch
+            if torch.cuda.is_available():
+                old = torch.cuda.get_sync_debug_mode()
+                torch.cuda.set_sync_debug_mode("error")
+                stack.callback(torch.cuda.set_sync_debug_mode, old)
+        except Exception:  # no CUDA build
+            pass
 
 
 def backend_report() -> list[dict[str, str]]:

@@ -105,30 +105,11 @@ def sync_guard(forbid: bool = False, *, allow: tuple[str, ...] = (),
     _backend.transfer_hooks.append(hook)
     with contextlib.ExitStack() as stack:
         if forbid:
-            _native_guards(stack)
+            _backend.native_sync_guards(stack)
         try:
             yield counter
         finally:
             _backend.transfer_hooks.remove(hook)
-
-
-def _native_guards(stack: contextlib.ExitStack) -> None:
-    """The libraries' own sync detectors, which also see direct float()/int()/bool() reads."""
-    if "cupy" in sys.modules:
-        try:
-            import cupyx
-            stack.enter_context(cupyx.allow_synchronize(False))
-        except Exception:  # no CUDA device or an old CuPy
-            pass
-    if "torch" in sys.modules:
-        try:
-            import torch
-            if torch.cuda.is_available():
-                old = torch.cuda.get_sync_debug_mode()
-                torch.cuda.set_sync_debug_mode("error")
-                stack.callback(torch.cuda.set_sync_debug_mode, old)
-        except Exception:
-            pass
 
 
 def count_syncs(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> SyncCounter:
