@@ -245,11 +245,12 @@ class Backend:
         for set_, _ in changed:
             set_(free)
         scope: dict = {"held": None}  # BLAS sizes before parallel_map held the pools at one thread
-        _scopes.append(scope)
+        scopes = _open_scopes()
+        scopes.append(scope)
         try:
             yield min([free] + before) if pools else 0
         finally:
-            _scopes.pop()
+            scopes.remove(scope)  # its own, even when scopes close out of order
             if scope["held"] is not None:
                 for (_, set_), n in zip(_thread_pools(self.name), scope["held"]):
                     set_(n)
@@ -262,7 +263,8 @@ class Backend:
         pools = _thread_pools(self.name) if self.parallel_chunks else []
         if not pools:
             return 1
-        held = _scopes[-1]["held"] if _scopes else None
+        scopes = _open_scopes()
+        held = scopes[-1]["held"] if scopes else None
         sizes = held if held is not None else [get() for get, _ in pools]
         free = max(1, int(_core_meter.free_cores() + 0.5)) if self.adapt_threads else self.usable_cores
         return max(1, min([free] + sizes))
@@ -281,7 +283,8 @@ class Backend:
         if n < 2:
             return [fn(item) for item in items]
         pools = _thread_pools(self.name)
-        scope = _scopes[-1] if _scopes else None
+        scopes = _open_scopes()
+        scope = scopes[-1] if scopes else None
         restore = None
         if scope is None or scope["held"] is None:
             before = [get() for get, _ in pools]
@@ -379,7 +382,13 @@ class _CoreMeter:
 
 _core_meter = _CoreMeter()
 #: Open :meth:`Backend.cpu_threads` scopes, innermost last (the pools are process-wide).
-_scopes: list[dict] = []
+_scopes = threading.local()  # per thread: the cpu_threads() scopes open on it, innermost last
+
+
+def _open_scopes() -> list[dict]:
+    if not hasattr(_scopes, "open"):
+        _scopes.open = []
+    return _scopes.open
 _pools: dict[str, list] = {}
 
 
