@@ -75,9 +75,11 @@ class _BatchNorm(Layer):
 
         def channel_dot(u: Any, v: Any) -> Any:
             """sum over every axis but the channel one of u * v, as (1, C, 1, ...): one dot product
-            per channel row, no full-size temporary (the rows are a view of channel-first memory)."""
-            rows = [xp.reshape(xp.permute_dims(t, perm), (self.num_features, m)) for t in (u, v)]  # (C, m)
-            return xp.reshape(xp.vecdot(rows[0], rows[1]), shape)
+            per channel row.  The rows are a view when the memory is channel-first (as a
+            convolution's output is); otherwise the reshape copies, once for ``u is v``."""
+            ru = xp.reshape(xp.permute_dims(u, perm), (self.num_features, m))  # (C, m)
+            rv = ru if v is u else xp.reshape(xp.permute_dims(v, perm), (self.num_features, m))
+            return xp.reshape(xp.vecdot(ru, rv), shape)
 
         if train:
             mu = xp.mean(x, axis=axes, keepdims=True)
