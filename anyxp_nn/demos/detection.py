@@ -21,6 +21,7 @@ import anyxp_nn as nn
 from anyxp_nn import vision as V
 from anyxp_nn.vision.models import grid_detector
 
+from ._loop import EachEpoch
 from ._vision import bare, rows_for, start
 
 __all__ = ["run", "train", "detect", "evaluate"]
@@ -37,29 +38,15 @@ SCORE_MIN, NMS_IOU = 0.05, 0.45
 
 def train(model: nn.Layer, X: np.ndarray, targets: Any, *, epochs: int, lr: float = LR, batch: int = BATCH,
           seed: int = 0, log: Any = print) -> list[float]:
-    """Adam with a cosine decay on the detection loss; ``targets`` from :func:`encode_grid` on the model's
-    backend.  Returns each epoch's mean loss (one host read per epoch)."""
-    b = model.backend
-    xp = b.xp
-    steps = epochs * (len(X) // batch)
-    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, steps))
-    Xd = b.asarray(X, dtype=model.dtype)  # the data set moves to the device once
-    rng = nn.Generator(seed)
-    means = []
-    for epoch in range(epochs):
-        perm = rng.permutation(len(X))
-        losses = []
-        for i in range(0, len(X) - batch + 1, batch):
-            idx = b.asarray(perm[i:i + batch])
-            pred, backprop = model.forward(xp.take(Xd, idx, axis=0), train=True)
-            loss, dpred = V.detection_loss(pred, xp.take(targets, idx, axis=0))
-            model.zero_grad()
-            backprop(dpred, need_dx=False)
-            opt.step()
-            losses.append(loss)
-        means.append(float(np.mean(b.to_numpy(xp.stack(losses)))))  # note: one host read per epoch
-        log(f"  epoch {epoch + 1}/{epochs}: detection loss {means[-1]:.4f}")
-    return means
+    """``nn.fit`` with Adam and a cosine decay on the detection loss; ``targets`` from :func:`encode_grid`
+    (float grid targets: ``labels=False``; the ragged last batch is dropped).  Returns each epoch's mean loss."""
+    loader = nn.data.DataLoader(X, model.backend.to_numpy(targets), batch_size=batch, drop_last=True,
+                                backend=model.backend, rng=nn.Generator(seed), labels=False, dtype=model.dtype)
+    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * len(loader)))
+    report = EachEpoch(lambda epoch, row: log(f"  epoch {epoch + 1}/{epochs}: detection loss {row['loss']:.4f}"))
+    history = nn.fit(model, opt, V.detection_loss, loader, epochs=epochs, metrics=(), callbacks=[report],
+                     progress=False)
+    return list(history.epochs["loss"])
 
 
 def detect(model: nn.Layer, X: np.ndarray, batch: int = 200) -> tuple[Any, Any, Any, Any]:

@@ -28,6 +28,7 @@ import anyxp_nn as nn
 from anyxp_nn import vision as V
 from anyxp_nn.vision.models import unet
 
+from ._loop import EachEpoch
 from ._vision import bare, rows_for, start
 
 __all__ = ["run", "train", "predict", "evaluate", "class_weights"]
@@ -55,39 +56,35 @@ def class_weights(masks: np.ndarray, num_classes: int = CLASSES, power: "float |
 
 def train(model: nn.Layer, data: Any, weight: np.ndarray, *, epochs: int, lr: float = LR, batch: int = BATCH,
           dice: float = DICE, seed: int = 0, log: Any = print) -> list[float]:
-    """Adam with a cosine decay on the weighted per-pixel cross-entropy plus ``dice`` times the
-    soft Dice loss (:func:`anyxp_nn.vision.segmentation_loss`); each epoch's mean loss.
+    """``nn.fit`` with Adam and a cosine decay on the weighted per-pixel cross-entropy plus ``dice``
+    times the soft Dice loss (:func:`anyxp_nn.vision.segmentation_loss`); each epoch's mean loss.
 
     ``data``: ``(X, masks)`` host arrays, or a function ``epoch -> (X, masks)`` that draws fresh
     canvases for every epoch (a generated data set never has to repeat an image; each epoch's
     canvases move to the device once).  Every epoch must hold the same number of canvases.
+    One ``fit`` call per epoch, each over a DataLoader of that epoch's canvases; the loaders share
+    one generator (the shuffles continue one stream) and the optimizer (its cosine schedule counts
+    steps), and the History continues.  The ragged last batch is dropped.
     """
-    b = model.backend
-    xp = b.xp
     draw = data if callable(data) else (lambda epoch: data)
-    X, masks = draw(0)
-    n = len(X)
-    opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * (n // batch)))
-    wd = b.asarray(weight, dtype=model.dtype)
+    wd = model.backend.asarray(weight, dtype=model.dtype)
     rng = nn.Generator(seed)
-    means = []
+
+    def loss_fn(logits: Any, masks: Any) -> tuple[Any, Any]:
+        return V.segmentation_loss(logits, masks, wd, dice=dice)
+
+    report = EachEpoch(lambda epoch, row: log(f"  epoch {epoch + 1}/{epochs}: loss (cross-entropy + {dice:g} Dice) "
+                                              f"{row['loss']:.4f}"))
+    opt, history = None, None
     for epoch in range(epochs):
-        if epoch:
-            X, masks = draw(epoch)
-        Xd, Md = b.asarray(X, dtype=model.dtype), b.asarray(masks)  # one transfer per epoch
-        perm = rng.permutation(n)
-        losses = []
-        for i in range(0, n - batch + 1, batch):
-            idx = b.asarray(perm[i:i + batch])
-            logits, backprop = model.forward(xp.take(Xd, idx, axis=0), train=True)
-            loss, dlogits = V.segmentation_loss(logits, xp.take(Md, idx, axis=0), wd, dice=dice)
-            model.zero_grad()
-            backprop(dlogits, need_dx=False)
-            opt.step()
-            losses.append(loss)
-        means.append(float(np.mean(b.to_numpy(xp.stack(losses)))))  # note: one host read per epoch
-        log(f"  epoch {epoch + 1}/{epochs}: loss (cross-entropy + {dice:g} Dice) {means[-1]:.4f}")
-    return means
+        X, masks = draw(epoch)
+        loader = nn.data.DataLoader(X, masks, batch_size=batch, drop_last=True, backend=model.backend, rng=rng,
+                                    labels=False, dtype=model.dtype)
+        if opt is None:
+            opt = nn.optim.Adam(model.parameters(), lr=nn.optim.cosine_annealing(lr, epochs * len(loader)))
+        history = nn.fit(model, opt, loss_fn, loader, epochs=epoch + 1, initial_epoch=epoch, history=history,
+                         metrics=(), callbacks=[report], progress=False)
+    return list(history.epochs["loss"]) if history is not None else []
 
 
 def predict(model: nn.Layer, X: np.ndarray, batch: int = 100) -> Any:

@@ -85,35 +85,30 @@ def new_head(num_classes: int, backend: Any, rng: "nn.Generator | None" = None) 
                          nn.Linear(128, num_classes, backend=backend, rng=rng))
 
 
-def train_steps(trunk: nn.Layer, head: nn.Layer, opt: Any, X: Any, y: Any, *, steps: int, batch: int = BATCH,
+def train_steps(model: nn.Layer, opt: Any, X: np.ndarray, y: np.ndarray, *, steps: int, batch: int = BATCH,
                 seed: int = 0) -> float:
-    """``steps`` optimizer steps on device data ``X, y`` (batches drawn from ``seed``); returns the last loss.
+    """``steps`` optimizer steps of ``nn.fit`` on host data ``X, y``; returns the last step's loss.
 
-    Each layer runs in its own mode (``forward(x)``): a trunk put in ``eval()`` normalises with its
-    BatchNorm running statistics and leaves them as they are.  When every trunk parameter is frozen,
-    backprop stops at the head: the frozen trunk costs one forward pass.
+    Each epoch is a fresh permutation (drawn from ``seed``) cut into whole batches of ``min(batch, N)``
+    (the ragged rest is dropped); when ``steps`` ends inside an epoch, a last ``fit`` call takes the
+    first batches of one more permutation (``samples_per_epoch``).  Each layer runs in its own mode: a
+    trunk put in ``eval()`` normalises with its BatchNorm running statistics and leaves them as they
+    are.  When every trunk parameter is frozen, ``Sequential``'s backprop stops at the head (no input
+    gradient is asked for below the lowest trainable layer): the frozen trunk costs one forward pass.
     """
-    b = head.backend
-    xp = b.xp
-    rng = nn.Generator(seed)
-    n = X.shape[0]
-    train_trunk = any(p.requires_grad for p in trunk.parameters())
-    perm, pos, loss = rng.permutation(n), 0, None
-    for _ in range(steps):
-        if pos + min(batch, n) > n:
-            perm, pos = rng.permutation(n), 0
-        idx = b.asarray(perm[pos:pos + batch])
-        pos += batch
-        feats, back_trunk = trunk.forward(xp.take(X, idx, axis=0))
-        logits, back_head = head.forward(feats)
-        loss, dlogits = nn.losses.softmax_cross_entropy(logits, xp.take(y, idx, axis=0), check_labels=False)
-        trunk.zero_grad()
-        head.zero_grad()
-        dfeats = back_head(dlogits, need_dx=train_trunk)
-        if train_trunk:
-            back_trunk(dfeats, need_dx=False)
-        opt.step()
-    return float(b.to_numpy(loss))  # note: one host read per run
+    size = min(batch, len(X))
+    per_epoch, rest = divmod(steps, len(X) // size)
+    rng = nn.Generator(seed)  # one shuffle stream for both loaders
+    kw = dict(batch_size=size, drop_last=True, backend=model.backend, rng=rng)
+    loss_fn = nn.losses.softmax_cross_entropy  # fit range-checks the labels once, on the host
+    history = None
+    if per_epoch:
+        history = nn.fit(model, opt, loss_fn, nn.data.DataLoader(X, y, **kw), epochs=per_epoch, metrics=(),
+                         progress=False)
+    if rest:  # the first `rest` batches of one more permutation
+        history = nn.fit(model, opt, loss_fn, nn.data.DataLoader(X, y, samples_per_epoch=rest * size, **kw),
+                         epochs=per_epoch + 1, initial_epoch=per_epoch, history=history, metrics=(), progress=False)
+    return float(history.steps["loss"][-1]) if history is not None else float("nan")
 
 
 def _few_shot(X: np.ndarray, y: np.ndarray, shots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,9 +177,8 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
 
     # 1. pretrain on digits 0-4 and save
     source = cnn_bn(5, backend=b, rng=nn.Generator(0))
-    s_trunk, s_head = split_model(source)
     opt = nn.optim.Adam(source.parameters(), lr=nn.optim.cosine_annealing(LR, epochs * len(Xa) // BATCH))
-    train_steps(s_trunk, s_head, opt, b.asarray(Xa), b.asarray(ya), steps=epochs * len(Xa) // BATCH)
+    train_steps(source, opt, Xa, ya, steps=epochs * len(Xa) // BATCH)
     acc_a = accuracy(source, Xa_te, ya_te)
     ckpt = nn.save(out_dir / "transfer_pretrained_0-4.npz", source)
     print(f"[{SECTION}] pretrained the MNIST CNN with BatchNorm on digits 0-4 ({len(Xa)} images, {epochs} epochs) "
@@ -214,16 +208,14 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     for i, k in enumerate(shots):
         for j, seed in enumerate(seeds):
             Xk, yk = _few_shot(Xtr[high_tr], ytr[high_tr] - 5, k, seed)
-            Xk_d, yk_d = b.asarray(Xk), b.asarray(yk)
             model, trunk, head = pretrained()
             trunk.freeze().eval()  # weights and BatchNorm statistics stay as pretrained
             opt = nn.optim.Adam(head.parameters(), lr=HEAD_LR)
-            train_steps(trunk, head, opt, Xk_d, yk_d, steps=steps, seed=seed)
+            train_steps(model, opt, Xk, yk, steps=steps, seed=seed)
             curves["transfer (frozen trunk, new head)"][i, j] = accuracy(model, Xb_te, yb_te)
             scratch = cnn_bn(5, backend=b, rng=nn.Generator(100 + seed))
-            t2, h2 = split_model(scratch)
             opt = nn.optim.Adam(scratch.parameters(), lr=LR)
-            train_steps(t2, h2, opt, Xk_d, yk_d, steps=steps, seed=seed)
+            train_steps(scratch, opt, Xk, yk, steps=steps, seed=seed)
             curves["from scratch"][i, j] = accuracy(scratch, Xb_te, yb_te)
         transfer_acc = curves["transfer (frozen trunk, new head)"][i].mean()
         print(f"[{SECTION}] {k:4d} images/class: transfer {100 * transfer_acc:.1f}% "
@@ -242,13 +234,12 @@ def run(backend: str, out_dir: pathlib.Path, quick: bool) -> list[dict]:
     Xk, yk = _few_shot(Xtr[high_tr], ytr[high_tr] - 5, k, 0)
     model, trunk, head = pretrained()
     trunk.freeze().eval()
-    train_steps(trunk, head, nn.optim.Adam(head.parameters(), lr=HEAD_LR), b.asarray(Xk), b.asarray(yk),
-                steps=steps)
+    train_steps(model, nn.optim.Adam(head.parameters(), lr=HEAD_LR), Xk, yk, steps=steps)
     frozen_acc = accuracy(model, Xb_te, yb_te)
     trunk.unfreeze()  # BatchNorm stays in eval: a few hundred images give noisier statistics than pretraining
     opt = nn.optim.Adam([{"params": trunk.parameters(), "lr": HEAD_LR / 10},
                          {"params": head.parameters(), "lr": HEAD_LR}])
-    train_steps(trunk, head, opt, b.asarray(Xk), b.asarray(yk), steps=steps, seed=1)
+    train_steps(model, opt, Xk, yk, steps=steps, seed=1)
     tuned_acc = accuracy(model, Xb_te, yb_te)
     print(f"[{SECTION}] {k} images/class: frozen trunk {100 * frozen_acc:.2f}% -> unfrozen (trunk lr "
           f"{HEAD_LR / 10:g}, head lr {HEAD_LR:g}) {100 * tuned_acc:.2f}%")

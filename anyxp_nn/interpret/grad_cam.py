@@ -93,7 +93,9 @@ def grad_cam(model: Layer, x: Any, target: Any, layer: str) -> Any:
     probed = probe_layer(model, layer, record)
     with frozen(model):
         logits, backprop = logits_of("grad_cam", probed, x)
-        backprop(one_hot("grad_cam", t, target, logits), need_dx=False)
+        # need_dx=True: the model is frozen, and Sequential's backprop without dx stops at the lowest
+        # trainable layer (none here), so it would never reach the probed layer
+        backprop(one_hot("grad_cam", t, target, logits), need_dx=True)
     if record.get("calls", 0) != 1 or "gradient" not in record:
         raise ValueError(f"grad_cam: layer {layer!r} ran {record.get('calls', 0)} times in the forward pass, "
                          "expected once")

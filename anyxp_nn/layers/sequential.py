@@ -1,4 +1,5 @@
-"""Sequential: chain layers; backprop replays the closures in reverse."""
+"""Sequential: chain layers; backprop replays the closures in reverse (down to the lowest
+trainable child when no input gradient is asked for)."""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -49,12 +50,23 @@ class Sequential(Layer):
             backprops.append(bp)
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
-            last = len(backprops) - 1
-            for i in range(last, -1, -1):
-                dY = backprops[i](dY, need_dx=need_dx or i > 0)
-            return dY
+            # without dx, the children below the lowest one holding a trainable parameter need no
+            # backward at all (PyTorch's autograd stops there too): a frozen trunk costs one forward
+            stop = 0 if need_dx else self._lowest_trainable()
+            if stop is None:
+                return None
+            for i in range(len(backprops) - 1, stop - 1, -1):
+                dY = backprops[i](dY, need_dx=need_dx or i > stop)
+            return dY if need_dx else None
 
         return x, backprop
+
+    def _lowest_trainable(self) -> "int | None":
+        """Index of the first child with a parameter that requires a gradient (None: no such child)."""
+        for i, layer in enumerate(self._children.values()):
+            if any(p.requires_grad for p in layer.parameters()):
+                return i
+        return None
 
     def __call__(self, x: Any) -> Any:
         for layer in self._children.values():
