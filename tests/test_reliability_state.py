@@ -17,6 +17,36 @@ from anyxp_nn.training import fit
 
 CE = nn.losses.softmax_cross_entropy
 posix_signals = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT to itself (POSIX)")
+
+
+@pytest.fixture(autouse=True)
+def _clean_sigint_state():
+    """Each test starts from the interpreter's own Ctrl-C set-up: these tests send SIGINT and
+    SIGALRM at chosen moments, so a state another test on this worker left behind (a handler,
+    a blocked SIGINT, the holding depth) would make a later test fail for the wrong reason.
+    What is found is reset and reported as a warning, so a leak stays visible."""
+    if os.name != "posix":
+        yield
+        return
+    found = []
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        found.append(f"SIGINT handler {signal.getsignal(signal.SIGINT)!r}")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        found.append("SIGINT blocked")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    if _atomic._depth or _atomic._pending:
+        found.append(f"deferred_interrupts depth {_atomic._depth}, {len(_atomic._pending)} held")
+        _atomic._depth = 0
+        _atomic._pending.clear()
+    if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+        found.append(f"ITIMER_REAL armed {signal.getitimer(signal.ITIMER_REAL)}")
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    if found:
+        import warnings
+        warnings.warn("test_reliability_state: reset a Ctrl-C state left by an earlier test: " + "; ".join(found),
+                      RuntimeWarning)
+    yield
 OPTIMIZERS = {
     "sgd": lambda ps: nn.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     "adam": lambda ps: nn.optim.Adam(ps, lr=1e-2, weight_decay=1e-3),
