@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: the machine line, the timing loop, one anyxp_nn training step."""
+"""Shared by the benchmark scripts: the machine line, the timing loops, one anyxp_nn training step,
+and the resident-memory readings of the memory columns."""
 from __future__ import annotations
 
 import os
@@ -62,3 +63,36 @@ def time_steps(step: Callable[[int], Any], sync: Callable[[], None], n: int) -> 
         sync()
         out.append(time.perf_counter() - t0)
     return out
+
+
+def interleaved_ms(fns: dict, steps: int, rounds: int = 5, warmup: int = 3) -> dict:
+    """Median ms per call of each ``fn(i)``, alternating the fns in ``rounds`` blocks of
+    ``steps // rounds`` calls each, after ``warmup`` uncounted calls of each."""
+    times: dict = {k: [] for k in fns}
+    for f in fns.values():
+        for i in range(warmup):
+            f(i)
+    per = max(1, steps // rounds)
+    for r in range(rounds):
+        for k, f in fns.items():
+            for i in range(per):
+                t0 = time.perf_counter()
+                f(r * per + i)
+                times[k].append(time.perf_counter() - t0)
+    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+
+
+def rss_kib(field: str) -> int:
+    """A line of /proc/self/status in KiB: ``"VmRSS:"`` (resident now) or ``"VmHWM:"`` (its peak)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current resident set (/proc/self/clear_refs); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

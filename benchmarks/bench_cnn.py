@@ -24,12 +24,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 import anyxp_nn as nn
-from _common import machine, torch_training_step, training_step
+from _common import interleaved_ms, machine, reset_peak_rss, rss_kib, torch_training_step, training_step
 from anyxp_nn.models import mnist_cnn
 from anyxp_nn.testing.torch_models import torch_mnist_cnn
 
@@ -102,38 +101,7 @@ def reference(batches, state: dict) -> tuple:
     return step, conv_step
 
 
-def interleaved_ms(fns: dict, steps: int, rounds: int = 5) -> dict:
-    """Median ms per call of each fn, alternating fns in ``rounds`` blocks of steps // rounds calls."""
-    times = {k: [] for k in fns}
-    for k, f in fns.items():  # warm-up
-        for i in range(3):
-            f(i)
-    per = max(1, steps // rounds)
-    for r in range(rounds):
-        for k, f in fns.items():
-            for i in range(per):
-                t0 = time.perf_counter()
-                f(r * per + i)
-                times[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
-
-
 # -- memory, in a child process per framework ---------------------------------------------------------
-
-def _rss_kib() -> tuple[int, int]:
-    with open("/proc/self/status") as f:
-        d = {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith(("VmRSS", "VmHWM"))}
-    return d["VmRSS"], d["VmHWM"]
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
 
 def memory_worker(which: str, steps: int, threads: int) -> dict:
     batches = data()
@@ -147,17 +115,17 @@ def memory_worker(which: str, steps: int, threads: int) -> dict:
     for i in range(2):
         step(i)
     peaks, rss = [], {}
-    resettable = _reset_hwm()
+    resettable = reset_peak_rss()
     for i in range(2, steps + 2):
-        before, _ = _rss_kib()
-        _reset_hwm()
+        before = rss_kib("VmRSS:")
+        reset_peak_rss()
         step(i)
-        after, hwm = _rss_kib()
+        after, hwm = rss_kib("VmRSS:"), rss_kib("VmHWM:")
         peaks.append(hwm - before)
-        if i - 1 in (10, steps):
+        if i - 1 in (min(10, steps), steps):
             rss[i - 1] = after
     out = {"peak_step_mib": float(np.median(peaks)) / 1024 if resettable else None,
-           "rss_10_mib": rss[10] / 1024, "rss_last_mib": rss[steps] / 1024, "last": steps}
+           "rss_10_mib": rss[min(10, steps)] / 1024, "rss_last_mib": rss[steps] / 1024, "last": steps}
     if which != "torch" and which.split(":")[0] in ("numpy", "array_api_strict"):
         import tracemalloc
         tracemalloc.start()

@@ -83,20 +83,6 @@ def build_torch(name: str) -> Any:
 
 # -- one child process: one library, one thread count, every model --------------------------------------
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field))
-
-
-def _peak_reset() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _is_reference(lib: str) -> bool:
     return lib == "torch" or lib.startswith("torch:")
 
@@ -117,7 +103,7 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
     torch.set_num_threads(threads)
     import anyxp_nn as nn
     sys.path.insert(0, HERE)
-    from _common import time_steps, torch_training_step, training_step
+    from _common import reset_peak_rss, rss_kib, time_steps, torch_training_step, training_step
     # the libraries' one-time set-up (thread pools, kernel caches) before any memory baseline
     tx = torch.ones((2, 3, 8, 8), requires_grad=True)
     (torch.nn.functional.conv2d(tx, torch.ones((4, 3, 3, 3))).sum() + (tx.flatten(1) @ torch.ones((192, 5))).sum()).backward()
@@ -126,8 +112,8 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
         n, shape = SHAPES[name]
         rng = np.random.default_rng(0)
         batches = [(rng.random((n,) + shape, dtype=np.float32), rng.integers(0, 10, n)) for _ in range(4)]
-        rss0 = _rss_kib("VmRSS:")
-        has_peak = _peak_reset()
+        rss0 = rss_kib("VmRSS:")
+        has_peak = reset_peak_rss()
         ref = build_ours(name, nn.get_backend("numpy"))
         be = None
         if _is_reference(lib):
@@ -148,7 +134,7 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
             sync = be.synchronize
         time_steps(step, sync, 3)  # warm-up: work buffers, Adam slots
         ts = time_steps(step, sync, steps)
-        peak = (_rss_kib("VmHWM:") - rss0) / 1024 if has_peak else float("nan")
+        peak = (rss_kib("VmHWM:") - rss0) / 1024 if has_peak else float("nan")
         dev_mib = _device_mib(lib, be)
         peak = dev_mib if dev_mib is not None else peak
         out[name] = {"ms": 1e3 * float(np.median(ts)), "mem_mib": peak}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from anyxp_nn.demos import segmentation as S
 from anyxp_nn.layers.base import Layer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine  # noqa: E402
+from _common import interleaved_ms, machine  # noqa: E402
 
 
 def torch_twin(layer: Layer) -> Any:
@@ -174,21 +173,6 @@ def reference(task: str, model: Layer, d: dict) -> Any:
     return step
 
 
-def interleaved_ms(fns: dict, steps: int, rounds: int = 4) -> dict:
-    """Median ms per call of each fn, alternating fns in ``rounds`` blocks."""
-    times: dict = {k: [] for k in fns}
-    for f in fns.values():  # warm-up
-        f(0)
-    per = max(1, steps // rounds)
-    for r in range(rounds):
-        for k, f in fns.items():
-            for i in range(per):
-                t0 = time.perf_counter()
-                f(r * per + i)
-                times[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
-
-
 def main(argv: "list[str] | None" = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per implementation (default 20)")
@@ -209,7 +193,7 @@ def main(argv: "list[str] | None" = None) -> int:
             model, fns[f"anyxp_nn[{backend}]"] = ours(task, backend, d)
         fns["torch"] = reference(task, unet() if task == "seg" else
                                  V.grid_detector(rng=nn.Generator(0)), d)  # the initial weights, on numpy
-        ms = interleaved_ms(fns, args.steps)
+        ms = interleaved_ms(fns, args.steps, rounds=4, warmup=1)
         print(f"\n{names[task]}, Adam: median ms per training step over {args.steps} steps")
         print(f"{'implementation':<28}{'step ms':>9}{'x torch':>9}")
         for k, v in ms.items():
