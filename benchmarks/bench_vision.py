@@ -26,6 +26,7 @@ import anyxp_nn as nn
 from anyxp_nn import vision as V
 from anyxp_nn.demos import segmentation as S
 from anyxp_nn.layers.base import Layer
+from anyxp_nn.testing.torch_models import torch_concatenate
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import interleaved_ms, machine  # noqa: E402
@@ -36,22 +37,13 @@ def torch_twin(layer: Layer) -> Any:
     import torch
     import torch.nn as t
 
-    class Concat(t.Module):  # children "0", "1", ... each see the input; outputs joined on channels
-        def __init__(self, branches: list):
-            super().__init__()
-            for i, m in enumerate(branches):
-                self.add_module(str(i), m)
-
-        def forward(self, x: Any) -> Any:
-            return torch.cat([m(x) for m in self.children()], dim=1)
-
     def build(m: Layer) -> Any:
         kind = type(m).__name__
         kids = [build(c) for _, c in m.named_children()]
         if kind == "Sequential":
             return t.Sequential(*kids)
         if kind == "Concatenate":
-            return Concat(kids)
+            return torch_concatenate(*kids)
         if kind == "Conv2D":
             return t.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
                             dilation=m.dilation, groups=m.groups, bias=m.bias is not None)

@@ -6,6 +6,7 @@ import pytest
 
 import anyxp_nn as nn
 from anyxp_nn.testing import assert_close
+from anyxp_nn.testing.torch_models import torch_concatenate
 
 
 def _torch():
@@ -118,15 +119,6 @@ def test_tiny_unet_matches_torch(backend):
     torch = _torch()
     tnn = torch.nn
 
-    class Cat(tnn.Module):
-        def __init__(self, *branches):
-            super().__init__()
-            for i, b in enumerate(branches):
-                self.add_module(str(i), b)
-
-        def forward(self, x):
-            return torch.cat([b(x) for b in self.children()], dim=1)
-
     kw = dict(backend=backend, dtype="float64")
     inner = nn.Sequential(nn.Conv2D(3, 4, 3, stride=2, padding=1, **kw), nn.ReLU(**kw),
                           nn.ConvTranspose2D(4, 3, 3, stride=2, padding=1, output_padding=1, **kw))
@@ -134,7 +126,8 @@ def test_tiny_unet_matches_torch(backend):
                           nn.Conv2D(6, 2, 1, **kw))
     tinner = tnn.Sequential(tnn.Conv2d(3, 4, 3, stride=2, padding=1), tnn.ReLU(),
                             tnn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1))
-    tmodel = tnn.Sequential(tnn.Conv2d(1, 3, 3, padding=1), Cat(tnn.Identity(), tinner), tnn.Conv2d(6, 2, 1)).double()
+    tmodel = tnn.Sequential(tnn.Conv2d(1, 3, 3, padding=1), torch_concatenate(tnn.Identity(), tinner),
+                            tnn.Conv2d(6, 2, 1)).double()
     tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((2, 1, 6, 6))
     dy = np.random.default_rng(1).standard_normal((2, 2, 6, 6))

@@ -8,7 +8,7 @@ from anyxp_nn.models import mnist_cnn, small_resnet
 from anyxp_nn.testing import assert_close, sync_guard
 
 torch = pytest.importorskip("torch")
-from anyxp_nn.testing.torch_models import torch_mnist_cnn, torch_small_resnet  # noqa: E402
+from anyxp_nn.testing.torch_models import torch_concatenate, torch_mnist_cnn, torch_small_resnet  # noqa: E402
 
 TOL = dict(rtol=1e-8, atol=1e-10)
 
@@ -303,15 +303,6 @@ def test_grad_cam_inside_a_concatenate_branch(backend):
     """The probe reaches a layer inside a Concatenate (a U-Net-style skip) and the map equals torch's."""
     tnn = torch.nn
 
-    class Cat(tnn.Module):
-        def __init__(self, *branches):
-            super().__init__()
-            for i, b in enumerate(branches):
-                self.add_module(str(i), b)
-
-        def forward(self, x):
-            return torch.cat([b(x) for b in self.children()], dim=1)
-
     class GAP(tnn.Module):
         def forward(self, x):
             return x.mean(dim=(2, 3))
@@ -323,7 +314,8 @@ def test_grad_cam_inside_a_concatenate_branch(backend):
                                                                           nn.ReLU(**kw))),
                           nn.GlobalAvgPool2D(**kw), nn.Linear(7, 3, **kw))
     tmodel = tnn.Sequential(tnn.Conv2d(1, 3, 3, padding=1),
-                            Cat(tnn.Identity(), tnn.Sequential(tnn.Conv2d(3, 4, 3, padding=1), tnn.ReLU())),
+                            torch_concatenate(tnn.Identity(),
+                                              tnn.Sequential(tnn.Conv2d(3, 4, 3, padding=1), tnn.ReLU())),
                             GAP(), tnn.Linear(7, 3)).double()
     tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
     x, t = np.random.default_rng(5).standard_normal((2, 1, 5, 5)), np.array([0, 2])
