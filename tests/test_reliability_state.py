@@ -288,17 +288,25 @@ def _in_threads(target, names, concurrent):
     return out
 
 
+def _concurrent_equals_sequential(fn, names, seed, repeats):
+    """After manual_seed(seed), ``fn`` run in threads called ``names`` at once gives, ``repeats``
+    times over, exactly what it gives with the threads run one after the other; returns the latter."""
+    nn.manual_seed(seed)
+    sequential = _in_threads(fn, names, concurrent=False)
+    for _ in range(repeats):
+        nn.manual_seed(seed)
+        concurrent = _in_threads(fn, names, concurrent=True)
+        for n in names:
+            seq = sequential[n].items() if isinstance(sequential[n], dict) else enumerate(sequential[n])
+            for k, v in seq:
+                np.testing.assert_array_equal(concurrent[n][k], v)
+    return sequential
+
+
 def test_models_built_in_two_threads_at_once_get_their_own_reproducible_weights():
     """The issue's reproducer: manual_seed(s), then build a model in two threads at once."""
     names = ["worker-a", "worker-b"]
-    nn.manual_seed(5)
-    sequential = _in_threads(_build, names, concurrent=False)
-    for _ in range(10):
-        nn.manual_seed(5)
-        concurrent = _in_threads(_build, names, concurrent=True)
-        for n in names:
-            for k, v in sequential[n].items():
-                np.testing.assert_array_equal(concurrent[n][k], v)
+    sequential = _concurrent_equals_sequential(_build, names, seed=5, repeats=10)
     assert not np.array_equal(sequential["worker-a"]["0.weight"], sequential["worker-b"]["0.weight"])
     nn.manual_seed(5)  # the main thread is unchanged: Generator(seed) itself
     np.testing.assert_array_equal(nn.to_numpy(nn.random.default_generator.normal((6,))),
@@ -325,15 +333,7 @@ def _dropout_run(name, out):
 
 
 def test_dropout_in_concurrent_runs_equals_sequential_runs():
-    names = ["run-1", "run-2"]
-    nn.manual_seed(3)
-    sequential = _in_threads(_dropout_run, names, concurrent=False)
-    for _ in range(5):
-        nn.manual_seed(3)
-        concurrent = _in_threads(_dropout_run, names, concurrent=True)
-        for n in names:
-            for a, b in zip(concurrent[n], sequential[n]):
-                np.testing.assert_array_equal(a, b)
+    _concurrent_equals_sequential(_dropout_run, ["run-1", "run-2"], seed=3, repeats=5)
 
 
 def test_thread_index_is_stable_and_documented():
