@@ -192,3 +192,29 @@ def test_no_module_touches_matplotlib_global_state():
                    if re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|from matplotlib import pyplot",
                                 p.read_text(encoding="utf-8")))
     assert not found, f"use matplotlib.figure.Figure instead of pyplot / matplotlib.use in {found}"
+
+
+# The numerics reach arrays through the array namespace (xp) only.  NumPy itself is allowed in
+# these groups only for work that is host-side by design, each named with why.
+NUMERIC_GROUPS = ("init", "parameter", "random", "ops", "layers", "losses", "optim", "augment", "interpret", "vision")
+HOST_SIDE_NUMPY = {
+    "anyxp_nn.random": "the generator draws on the host (bitwise equal on every backend), then one transfer",
+    "anyxp_nn.vision.canvases": "generated data sets, built on the host like any loaded data",
+    "anyxp_nn.interpret._common": "checks of targets the user passes as host ints, lists or NumPy arrays",
+}
+
+
+def _imports_numpy(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "numpy" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "numpy":
+            return True
+    return False
+
+
+def test_numerical_modules_reach_arrays_only_through_xp():
+    found = {m for m, p in MODULES.items() if _group(m) in NUMERIC_GROUPS and _imports_numpy(p)}
+    assert found == set(HOST_SIDE_NUMPY), (
+        f"modules importing numpy that are not declared host-side: {sorted(found - set(HOST_SIDE_NUMPY))}; "
+        f"declared but no longer importing it: {sorted(set(HOST_SIDE_NUMPY) - found)}")
