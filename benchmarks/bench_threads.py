@@ -1,0 +1,117 @@
+"""What a second thread buys on this machine, by kind of work (the 2-thread rows of bench_table.py).
+
+Run:  python benchmarks/bench_threads.py [--rounds 7]
+
+Each row times the same total work done by one thread and split over two, interleaved round
+by round (median ms), and prints the speedup (1-thread ms / 2-thread ms; 2.0 is perfect):
+
+* ``elementwise, in L2``: NumPy ``multiply`` over 128 KiB arrays, many times: work that stays
+  in each core's own cache.  Two Python threads (NumPy releases the GIL), each on its own array.
+* ``elementwise, 6.4 MiB``: the same over the MNIST CNN's first feature map (64x32x28x28 float32).
+* ``GEMM 512^3``: OpenBLAS's own threads (threadpoolctl 1 vs 2), NumPy's matmul.
+* ``conv GEMM 64x288 @ 288x12544``: the MNIST CNN's conv2 forward GEMM, same.
+* with PyTorch installed: ``torch relu 6.4 MiB`` and ``torch conv2d 32->64 14x14 B64`` (forward),
+  ``torch.set_num_threads`` 1 vs 2.
+
+On a machine whose two cores are real, every row should be near 2.  Where the elementwise rows
+stay near 1, the second "core" shares the first one's execution units or memory path (e.g.
+two hyperthreads of one physical core behind a VM), and only compute-bound kernels (BLAS,
+oneDNN) gain from it: the reason our 2-thread ratios are worse than our 1-thread ones.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from _common import machine
+
+
+def _interleaved(one: Callable[[], None], two: Callable[[], None], rounds: int) -> tuple[float, float]:
+    """Median ms of ``one`` and ``two``, run alternately ``rounds`` times after a warm-up each."""
+    one(), two()
+    t1, t2 = [], []
+    for _ in range(rounds):
+        for fn, out in ((one, t1), (two, t2)):
+            t = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t) * 1e3)
+    return float(np.median(t1)), float(np.median(t2))
+
+
+def elementwise_rows(pool: ThreadPoolExecutor, rounds: int) -> list[tuple[str, float, float]]:
+    rows = []
+    for label, nbytes, reps in (("elementwise, in L2 (128 KiB x 2000)", 128 << 10, 2000),
+                                ("elementwise, 6.4 MiB x 40", 64 * 32 * 28 * 28 * 4, 40)):
+        arrays = [(np.ones(nbytes // 4, np.float32), np.empty(nbytes // 4, np.float32)) for _ in range(2)]
+
+        def job(k: int, reps: int = reps, arrays: list = arrays) -> None:
+            a, out = arrays[k]
+            for _ in range(reps):
+                np.multiply(a, 1.5, out=out)
+
+        rows.append((label, *_interleaved(lambda: (job(0), job(1)), lambda: list(pool.map(job, (0, 1))), rounds)))
+    return rows
+
+
+def blas_rows(rounds: int) -> list[tuple[str, float, float]]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, (m, k, n), reps in (("GEMM 512^3 x 10", (512, 512, 512), 10),
+                                   ("conv GEMM 64x288 @ 288x12544 x 10", (64, 288, 12544), 10)):
+        a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
+
+        def run(threads: int, a: np.ndarray = a, b: np.ndarray = b, reps: int = reps) -> None:
+            with threadpool_limits(threads, user_api="blas"):
+                for _ in range(reps):
+                    a @ b
+
+        rows.append((label, *_interleaved(lambda: run(1), lambda: run(2), rounds)))
+    return rows
+
+
+def torch_rows(rounds: int) -> list[tuple[str, float, float]]:
+    try:
+        import torch
+    except ImportError:
+        return []
+    before = torch.get_num_threads()
+    x = torch.randn(64, 32, 28, 28)
+    conv = torch.nn.Conv2d(32, 64, 3, padding=1)
+    xc = torch.randn(64, 32, 14, 14)
+
+    def run(threads: int, fn: Callable[[], None], reps: int) -> None:
+        torch.set_num_threads(threads)
+        for _ in range(reps):
+            fn()
+
+    rows = []
+    try:
+        with torch.no_grad():
+            for label, fn, reps in (("torch relu 6.4 MiB x 40", lambda: torch.relu(x), 40),
+                                    ("torch conv2d 32->64 14x14 B64 x 10", lambda: conv(xc), 10)):
+                rows.append((label, *_interleaved(lambda: run(1, fn, reps), lambda: run(2, fn, reps), rounds)))
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    with ThreadPoolExecutor(2) as pool:
+        rows = elementwise_rows(pool, args.rounds) + blas_rows(args.rounds) + torch_rows(args.rounds)
+    print(machine())
+    print("| work | 1 thread ms | 2 threads ms | speedup |")
+    print("|---|---|---|---|")
+    for label, one, two in rows:
+        print(f"| {label} | {one:.2f} | {two:.2f} | {one / two:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
