@@ -179,7 +179,8 @@ def test_batch_chunks_is_pure():
     assert batch_chunks(5, 100, 1) == [(i, i + 1) for i in range(5)]  # one sample per chunk at least
     assert batch_chunks(5, 100, 1000) == [(0, 5)]  # 500 bytes in all: below 4x the budget, one chunk
     assert len(batch_chunks(80, 100, 1000)) == 8  # 8000 bytes: chunks of 1000
-    assert batch_chunks(7, 100, 200, whole_below=1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert batch_chunks(7, 100, 200, whole_below=1) == [(0, 1), (1, 3), (3, 5), (5, 7)]  # near-equal sizes <= 2
+    assert batch_chunks(64, 100, 900, whole_below=1) == [(8 * i, 8 * i + 8) for i in range(8)]  # not 7 x 9 + 1
     assert batch_chunks(80, 100, None) == [(0, 80)]  # no budget (GPUs): one chunk
     assert batch_chunks(0, 100, 1000) == []  # an empty batch
     assert batch_chunks(5, 100, None, min_chunks=2) == [(0, 2), (2, 5)]  # one chunk per host thread

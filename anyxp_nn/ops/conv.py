@@ -31,6 +31,7 @@ from typing import Any, Callable, NamedTuple
 
 from array_api_compat import array_namespace, device as _device
 
+from .rowsum import row_sums
 from .winograd import winograd_conv3x3, winograd_conv3x3_dw, winograd_conv3x3_dx
 
 __all__ = ["conv_output_size", "window_slices", "pad2d", "im2col", "col2im", "ConvGeometry", "batch_chunks",
@@ -158,8 +159,9 @@ def batch_chunks(n: int, bytes_per_sample: int, budget: "int | None", whole_belo
     """``[(start, stop)]`` batch ranges for a work array of ``bytes_per_sample`` bytes per sample.
 
     One chunk, the whole batch, when there is no budget (GPUs, which want one big kernel) or
-    the whole array is at most ``whole_below`` x ``budget``; otherwise chunks of
-    ``budget // bytes_per_sample`` samples (at least one), whose work arrays stay in cache.
+    the whole array is at most ``whole_below`` x ``budget``; otherwise as few chunks of at most
+    ``budget // bytes_per_sample`` samples (at least one) as cover the batch, of near-equal sizes
+    (a 64-sample batch at 9 per chunk is 8 x 8, not 7 x 9 + 1), whose work arrays stay in cache.
     With ``min_chunks`` > 1 (one per host thread that will run them): a multiple of it, where
     the batch allows, so that the threads get equal shares.  An empty batch has no chunks.
     """
@@ -167,10 +169,10 @@ def batch_chunks(n: int, bytes_per_sample: int, budget: "int | None", whole_belo
         size = max(n, 1)
     else:
         size = max(1, min(n, budget // max(1, bytes_per_sample)))
-    if min_chunks > 1 and n:  # a multiple of min_chunks near-equal chunks: equal shares per thread
-        k = min(n, -(-max(-(-n // size), min_chunks) // min_chunks) * min_chunks)
-        return [(n * i // k, n * (i + 1) // k) for i in range(k)]
-    return [(a, min(n, a + size)) for a in range(0, n, size)]
+    k = -(-n // size)  # as few chunks as fit the budget, of near-equal sizes (no small last chunk)
+    if min_chunks > 1 and n:  # a multiple of min_chunks: equal shares per thread
+        k = min(n, -(-max(k, min_chunks) // min_chunks) * min_chunks)
+    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
 
 def conv_algorithm(x_shape: tuple[int, ...], w_shape: tuple[int, ...], geometry: ConvGeometry, groups: int,
@@ -230,7 +232,7 @@ def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, b
     def backward(dY: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
         db = None
         if need_db and b is not None:  # sum of dY over batch and pixels
-            db = xp.sum(xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (o, n * ho * wo)), axis=1)
+            db = row_sums(xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (o, n * ho * wo)))
         dx, dW = backward_xw(dY, need_dx, need_dw) if (need_dx or need_dw) else (None, None)
         return dx, dW, db
 
