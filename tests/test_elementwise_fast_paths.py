@@ -1,5 +1,7 @@
-"""ReLU's forward broadcasts against zeros over the trailing axes (NumPy has no vector loop for
-``maximum(array, scalar)``): the values must be exactly ``maximum(x, 0)`` for every rank and size."""
+"""The NumPy fast paths written with standard calls, checked for their values on every backend:
+ReLU's ``maximum`` against zeros over the trailing axes (NumPy has no vector loop for
+``maximum(array, scalar)``) must equal ``maximum(x, 0)`` exactly for every rank and size, and
+``ops.row_sums`` (a product with ones instead of ``sum``) must match a float64 sum."""
 import numpy as np
 import pytest
 
@@ -23,3 +25,14 @@ def test_relu_forward_is_maximum_with_zero(backend, shape):
     np.testing.assert_array_equal(got, want)  # NaN where x is NaN, 0 for -inf and for -0.0
     dx = backend.to_numpy(backprop(backend.asarray(np.ones(shape, np.float32))))
     np.testing.assert_array_equal(dx, (x_np > 0).astype(np.float32))
+
+
+@pytest.mark.parametrize("shape", [(3, 50176), (4, 7), (2, 0), (0, 5)])
+def test_row_sums_match_sum(backend, shape):
+    """ops.row_sums (BatchNorm's and Conv2D's per-channel sums) against a float64 sum."""
+    from anyxp_nn.ops import row_sums
+    a_np = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    got = backend.to_numpy(row_sums(backend.asarray(a_np)))
+    want = a_np.astype(np.float64).sum(axis=1)
+    assert got.shape == (shape[0],) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * max(1, shape[1]) ** 0.5 * 4)
