@@ -184,22 +184,26 @@ class Optimizer:
 
     def _check_grad(self, p: Parameter, gi: int, pi: int) -> None:
         """The gradient must be an array of exactly the parameter's shape, dtype and place."""
-        g, where = p.grad, f"parameter {pi} of param group {gi} ({p!r})"
+        g = p.grad
+
+        def where() -> str:  # only for an error message: a repr each step would cost ~10 us per parameter
+            return f"parameter {pi} of param group {gi} ({p!r})"
+
         if not (hasattr(g, "shape") and hasattr(g, "dtype")):
-            raise TypeError(f"{self._name()}.step: the gradient of {where} is a {type(g).__name__}, "
+            raise TypeError(f"{self._name()}.step: the gradient of {where()} is a {type(g).__name__}, "
                             "expected an array")
         if tuple(g.shape) != p.shape:
-            raise ValueError(f"{self._name()}.step: the gradient of {where} has shape {tuple(g.shape)}, "
+            raise ValueError(f"{self._name()}.step: the gradient of {where()} has shape {tuple(g.shape)}, "
                              f"expected {p.shape} (the parameter's; gradients are never broadcast)")
         if g.dtype != p.data.dtype:
-            raise TypeError(f"{self._name()}.step: the gradient of {where} has dtype {g.dtype}, "
+            raise TypeError(f"{self._name()}.step: the gradient of {where()} has dtype {g.dtype}, "
                             f"expected {p.data.dtype} (the parameter's)")
         try:
             same = array_namespace(g) is array_namespace(p.data) and _device(g) == _device(p.data)
         except TypeError:
             same = False
         if not same:
-            raise ValueError(f"{self._name()}.step: the gradient of {where} is a {type(g).__name__} on "
+            raise ValueError(f"{self._name()}.step: the gradient of {where()} is a {type(g).__name__} on "
                              f"another backend or device than the parameter ({type(p.data).__name__})")
 
     def _state_for(self, p: Parameter, group: dict[str, Any]) -> dict[str, Any]:
