@@ -44,3 +44,22 @@ def test_threads_per_backend():
     assert nn.get_backend("numpy").elementwise_threads >= 1
     if "torch" in nn.available_backends():
         assert nn.get_backend("torch").elementwise_threads == 1
+
+
+def test_pool_only_when_a_parameter_is_split(monkeypatch):
+    """Whole parameters are updated in turn: the thread pool is for row blocks only."""
+    be = nn.get_backend("numpy")
+    monkeypatch.setattr(be, "_elementwise_threads", 2)
+    used = []
+    real_pool = blocks_module._pool
+    monkeypatch.setattr(blocks_module, "_pool", lambda n: used.append(n) or real_pool(n))
+    layer = nn.Linear(16, 33, backend=be)
+    opt = nn.optim.Adam(layer.parameters(), lr=1e-2)
+    for p in layer.parameters():
+        p.grad = p.data * 0.5
+    monkeypatch.setattr(blocks_module, "MIN_BLOCK", 1 << 30)  # nothing split
+    opt.step()
+    assert used == []
+    monkeypatch.setattr(blocks_module, "MIN_BLOCK", 1)  # the weight splits into 2 row blocks
+    opt.step()
+    assert used == [2]

@@ -6,7 +6,8 @@ results put back together are bit-identical to one whole update.  Where the
 backend says host threads help (``Backend.elementwise_threads``: NumPy's ufuncs
 use one core and release the GIL), :func:`run_updates` splits every parameter
 with at least ``MIN_BLOCK`` elements per block into row blocks, runs all jobs
-on a small thread pool and concatenates each block's new arrays along axis 0.
+on a small thread pool (when some parameter was split; otherwise in turn) and
+concatenates each block's new arrays along axis 0.
 
 ``_update`` only ever sees :class:`~anyxp_nn.parameter.Parameter` objects: a
 block is a Parameter whose ``data`` and ``grad`` are row slices of the real one.
@@ -80,7 +81,10 @@ def run_updates(update: Update, jobs: list[Job]) -> list[tuple[Any, dict]]:
     threads = backend_of(jobs[0][0].data).elementwise_threads
     split = [_split(job, threads) for job in jobs] if threads > 1 else [[job] for job in jobs]
     flat = [block for blocks in split for block in blocks]
-    if threads > 1 and len(flat) > 1:
+    # the pool only when some parameter was split: whole parameters side by side gained nothing
+    # (the largest one sets the time) and cost 8-11% of the MLP's training step in thread
+    # hand-offs (interleaved A/B, benchmarks/README.md)
+    if len(flat) > len(jobs):
         results = list(_pool(threads).map(lambda job: update(*job), flat))
     else:
         results = [update(*job) for job in flat]
