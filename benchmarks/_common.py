@@ -23,13 +23,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
-def training_step(model: Any, optimizer: Any, xs: list, ys: list) -> Callable[[int], Any]:
+def training_step(model: Any, optimizer: Any, xs: list, ys: list,
+                  threads_used: "list | None" = None) -> Callable[[int], Any]:
     """``step(i)``: forward, softmax cross-entropy, backward (no dX for the input), update on batch i,
-    inside ``Backend.cpu_threads()`` as ``fit`` runs each step."""
+    inside ``Backend.cpu_threads()`` as ``fit`` runs each step.  ``threads_used``: a list that
+    gets the thread count each step's scope allowed (it drops below the BLAS pool's size when
+    the library sees another process busy)."""
     backend = model.backend
 
     def step(i: int) -> Any:
-        with backend.cpu_threads():
+        with backend.cpu_threads() as n:
+            if threads_used is not None:
+                threads_used.append(n)
             logits, backprop = model.forward(xs[i % len(xs)])
             loss, dlogits = softmax_cross_entropy(logits, ys[i % len(ys)], check_labels=False)
             model.zero_grad()

@@ -130,14 +130,20 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
             be.parallel_chunks = lib.endswith("/par")
             model = build_ours(name, be)
             opt = nn.optim.Adam(model.parameters(), lr=1e-3)
-            step = training_step(model, opt, [be.asarray(x) for x, _ in batches], [be.asarray(y) for _, y in batches])
+            used: list = []
+            step = training_step(model, opt, [be.asarray(x) for x, _ in batches], [be.asarray(y) for _, y in batches],
+                                 used)
             sync = be.synchronize
         time_steps(step, sync, 3)  # warm-up: work buffers, Adam slots
+        if be is not None:
+            used.clear()
         ts = time_steps(step, sync, steps)
         peak = (rss_kib("VmHWM:") - rss0) / 1024 if has_peak else float("nan")
         dev_mib = _device_mib(lib, be)
         peak = dev_mib if dev_mib is not None else peak
         out[name] = {"ms": 1e3 * float(np.median(ts)), "mem_mib": peak}
+        if be is not None and used:  # the thread count our steps ran with (cpu_threads' choice)
+            out[name]["threads_used"] = [min(used), float(np.mean(used))]
         del model, opt, step
     return out
 
@@ -234,6 +240,12 @@ def main(argv: "list[str] | None" = None) -> int:
                 row += [f"{ms('busy', t, lib, name) / ms('quiet', t, lib, name):.2f}x" for lib in libs]
             row += [f"{memory[lib, name]:.0f}" for lib in libs]
             print("| " + " | ".join(row) + " |")
+    low = [(load, t, lib, name, min(v["threads_used"][0] for v in vs), np.mean([v["threads_used"][1] for v in vs]))
+           for (load, t, lib, name), vs in sorted(res.items()) if all("threads_used" in v for v in vs)]
+    low = [row for row in low if row[4] < row[1]]
+    if low:  # steps that ran with fewer threads than asked (the library saw another process busy)
+        print("\nsteps with fewer threads than asked (cpu_threads saw busy cores): "
+              + "; ".join(f"{lib} {name} {load} {t}: min {lo}, mean {mean:.2f}" for load, t, lib, name, lo, mean in low))
     return 0
 
 
