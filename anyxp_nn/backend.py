@@ -206,6 +206,25 @@ class Backend:
             store.total -= store.pool.popitem(last=False)[1][1]
         return hit[0]
 
+    def zero_for_max(self, x: Any, cap: int = 1 << 16) -> Any:
+        """What ``maximum(x, .)`` compares with in ``layers.ReLU``: the scalar 0.0, or on NumPy an
+        array of zeros over x's trailing axes (the last one, and more while they hold <= ``cap``
+        elements and stay one contiguous block of x, so that the result keeps x's memory order).  NumPy's ``maximum`` has a vector loop for two arrays but none for an array
+        and a scalar (benchmarks/README.md); the values are the same bit for bit.  The scalar
+        stays where the zeros would not pay: other backends (their scalar loops are fast), a last
+        axis longer than ``cap``, and a last axis that is not x's innermost in memory (NHWC
+        memory seen as NCHW), where the result would lose x's memory order."""
+        if self.name != "numpy" or x.ndim == 0 or x.shape[-1] > cap:
+            return 0.0
+        if x.shape[-1] > 1 and x.strides[-1] != x.itemsize:  # the last axis is not the innermost
+            return 0.0
+        k, size = 1, x.shape[-1]  # trailing axes that are one contiguous block of x: x keeps its order
+        while k < x.ndim and size * x.shape[-k - 1] <= cap and (x.shape[-k - 1] == 1
+                                                               or x.strides[-k - 1] == size * x.itemsize):
+            size *= x.shape[-k - 1]
+            k += 1
+        return self.xp.zeros(tuple(x.shape[-k:]), dtype=x.dtype, device=self.device)
+
     @contextmanager
     def cpu_threads(self) -> Iterator[int]:
         """Run the enclosed work with no more compute threads than there are free cores.

@@ -1,15 +1,15 @@
-"""NumPy's fast and slow loops for the elementwise passes of a training step (why ReLU and the
-per-channel sums are written as they are).
+"""NumPy's fast and slow loops for the elementwise passes of a training step (why ReLU is
+written as it is, and why the per-channel sums are not products with ones).
 
 Run:  python benchmarks/bench_elementwise.py [--rounds 30]
 
 On the MNIST CNN's first feature map, 64x32x28x28 float32 (6.4 MB) in the channel-first memory
-order a convolution hands on, one thread, best of ``--rounds`` (ms):
+order a convolution hands on, one thread (BLAS held at one too), best of ``--rounds`` (ms):
 
 * ReLU forward: ``maximum(x, 0.0)`` (array and scalar) against ``maximum(x, zeros)`` with zeros
   over the trailing axes, as ``layers.ReLU`` does; the values are the same bit for bit.
-* per-channel sums: ``sum`` over the channel rows against ``ops.row_sums`` (a product with
-  ones), as BatchNorm's mean and bias gradient and Conv2D's bias gradient do.
+* per-channel sums: ``sum`` over the channel rows (what BatchNorm and Conv2D do) against a
+  product with ones (faster, tried and reverted: it lost accuracy, benchmarks/README.md).
 * for reference: a copy, a multiply by a scalar, ``astype`` of a comparison, and ``where``.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from anyxp_nn.layers.activations import _zeros_tail  # the zeros layers.ReLU compares with
-from anyxp_nn.ops import row_sums
+from threadpoolctl import threadpool_limits
+
+import anyxp_nn as nn
 from _common import machine
 
 
@@ -44,12 +45,13 @@ def main() -> None:
     x = rng.standard_normal((c, n, h, w), dtype=np.float32).transpose(1, 0, 2, 3)  # NCHW view, channel-first memory
     dy = rng.standard_normal((c, n, h, w), dtype=np.float32).transpose(1, 0, 2, 3)
     rows = x.transpose(1, 0, 2, 3).reshape(c, n * h * w)  # a view: one row per channel
-    zeros = _zeros_tail(x, np)
+    zeros = nn.get_backend("numpy").zero_for_max(x)  # what layers.ReLU compares with
+    ones = np.ones(n * h * w, np.float32)
     cases = [
         ("ReLU: maximum(x, 0.0)", lambda: np.maximum(x, 0.0)),
         (f"ReLU: maximum(x, zeros{tuple(zeros.shape)}) (layers.ReLU)", lambda: np.maximum(x, zeros)),
         ("per-channel sum: rows.sum(axis=1)", lambda: rows.sum(axis=1)),
-        ("per-channel sum: row_sums(rows) (ops.row_sums)", lambda: row_sums(rows)),
+        ("per-channel sum: rows @ ones (tried, reverted)", lambda: rows @ ones),
         ("copy", lambda: x.copy()),
         ("multiply by a scalar", lambda: x * np.float32(1.5)),
         ("astype(x > 0, float32)", lambda: (x > 0).astype(np.float32)),
@@ -62,8 +64,9 @@ def main() -> None:
           f"(ReLU results bit-identical: {same})")
     print("| pass | ms |")
     print("|---|---|")
-    for label, fn in cases:
-        print(f"| {label} | {best_ms(fn, args.rounds):.3f} |")
+    with threadpool_limits(1, user_api="blas"):
+        for label, fn in cases:
+            print(f"| {label} | {best_ms(fn, args.rounds):.3f} |")
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def worker(lib: str, threads: int, models: list[str], steps: int) -> dict:
         dev_mib = _device_mib(lib, be)
         peak = dev_mib if dev_mib is not None else peak
         out[name] = {"ms": 1e3 * float(np.median(ts)), "mem_mib": peak}
-        if be is not None and used:  # the thread count our steps ran with (cpu_threads' choice)
+        if be is not None and be.adapt_threads and used:  # the thread count cpu_threads chose (0 where it does nothing)
             out[name]["threads_used"] = [min(used), float(np.mean(used))]
         del model, opt, step
     return out
@@ -245,7 +245,8 @@ def main(argv: "list[str] | None" = None) -> int:
     low = [row for row in low if row[4] < row[1]]
     if low:  # steps that ran with fewer threads than asked (the library saw another process busy)
         print("\nsteps with fewer threads than asked (cpu_threads saw busy cores): "
-              + "; ".join(f"{lib} {name} {load} {t}: min {lo}, mean {mean:.2f}" for load, t, lib, name, lo, mean in low))
+              + "; ".join(f"{lib} {name} {load} {t}: min {lo}, mean {mean:.2f}"
+                          for load, t, lib, name, lo, mean in low))
     return 0
 
 

@@ -7,13 +7,13 @@ by round (median ms), and prints the speedup (1-thread ms / 2-thread ms; 2.0 is 
 
 * ``elementwise``: NumPy ``multiply`` into a preallocated output, repeated; two threads each
   take one half of the array (Python threads: NumPy releases the GIL), as PyTorch's intra-op
-  threads split one op.  Arrays of 1 MiB (cache-resident), 6.4 MiB (the MNIST CNN's first
+  threads split one op.  Arrays of 1 MiB (cache-resident), 6.4 MB (the MNIST CNN's first
   feature map, 64x32x28x28 float32; in + out fit the 32 MiB L3 of the machine below) and
   64 MiB (main memory, where a training step's activations mostly live: the MNIST CNN's step
   touches ~50 MiB).
 * ``GEMM 512^3``: OpenBLAS's own threads (threadpoolctl 1 vs 2), NumPy's matmul.
 * ``conv GEMM 64x288 @ 288x12544``: the MNIST CNN's conv2 forward GEMM, same.
-* with PyTorch installed: ``torch relu 6.4 MiB`` and ``torch conv2d 32->64 14x14 B64`` (forward),
+* with PyTorch installed: ``torch relu 6.4 MB`` and ``torch conv2d 32->64 14x14 B64`` (forward),
   ``torch.set_num_threads`` 1 vs 2.
 
 Where the cache-resident rows reach ~2 and the main-memory row stays near 1, one core already
@@ -50,7 +50,7 @@ def elementwise_rows(pool: ThreadPoolExecutor, rounds: int) -> list[tuple[str, f
     """One ``multiply`` pass over an array, whole on one thread or in two halves on two."""
     rows = []
     for label, nbytes, reps in (("elementwise, 1 MiB x 256", 1 << 20, 256),
-                                ("elementwise, 6.4 MiB x 40", 64 * 32 * 28 * 28 * 4, 40),
+                                ("elementwise, 6.4 MB x 40", 64 * 32 * 28 * 28 * 4, 40),
                                 ("elementwise, 64 MiB x 4", 64 << 20, 4)):
         a, out = np.ones(nbytes // 4, np.float32), np.empty(nbytes // 4, np.float32)
         half = a.shape[0] // 2
@@ -102,7 +102,7 @@ def torch_rows(rounds: int) -> list[tuple[str, float, float]]:
     rows = []
     try:
         with torch.no_grad():
-            for label, fn, reps in (("torch relu 6.4 MiB x 40", lambda: torch.relu(x), 40),
+            for label, fn, reps in (("torch relu 6.4 MB x 40", lambda: torch.relu(x), 40),
                                     ("torch conv2d 32->64 14x14 B64 x 10", lambda: conv(xc), 10)):
                 rows.append((label, *_interleaved(lambda: run(1, fn, reps), lambda: run(2, fn, reps), rounds)))
     finally:

@@ -1,7 +1,7 @@
-"""The NumPy fast paths written with standard calls, checked for their values on every backend:
-ReLU's ``maximum`` against zeros over the trailing axes (NumPy has no vector loop for
-``maximum(array, scalar)``) must equal ``maximum(x, 0)`` exactly for every rank and size, and
-``ops.row_sums`` (a product with ones instead of ``sum``) must match a float64 sum."""
+"""ReLU compares with ``Backend.zero_for_max(x)``: zeros over the trailing axes on NumPy (whose
+``maximum`` has no vector loop for a scalar operand), the scalar 0 elsewhere.  The values must
+equal ``maximum(x, 0)`` exactly on every backend, for every rank and size, and on NumPy the
+output keeps the input's memory order."""
 import numpy as np
 import pytest
 
@@ -27,12 +27,30 @@ def test_relu_forward_is_maximum_with_zero(backend, shape):
     np.testing.assert_array_equal(dx, (x_np > 0).astype(np.float32))
 
 
-@pytest.mark.parametrize("shape", [(3, 50176), (4, 7), (2, 0), (0, 5)])
-def test_row_sums_match_sum(backend, shape):
-    """ops.row_sums (BatchNorm's and Conv2D's per-channel sums) against a float64 sum."""
-    from anyxp_nn.ops import row_sums
-    a_np = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-    got = backend.to_numpy(row_sums(backend.asarray(a_np)))
-    want = a_np.astype(np.float64).sum(axis=1)
-    assert got.shape == (shape[0],) and got.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * max(1, shape[1]) ** 0.5 * 4)
+def test_zero_for_max_only_where_it_pays():
+    be = nn.get_backend("numpy")
+    x = np.zeros((64, 32, 28, 28), np.float32)
+    z = be.zero_for_max(x)  # trailing axes while they hold <= 65536 elements
+    assert z.shape == (32, 28, 28) and z.dtype == np.float32 and not z.any()
+    assert be.zero_for_max(np.zeros((2, 1 << 17), np.float32)) == 0.0  # the last axis alone is too long
+    assert be.zero_for_max(np.zeros((), np.float32)) == 0.0
+    nhwc = np.zeros((4, 8, 8, 3), np.float32).transpose(0, 3, 1, 2)  # the last axis is not the innermost
+    assert be.zero_for_max(nhwc) == 0.0
+    for name in ("array_api_strict", "torch"):
+        if name in nn.available_backends():
+            other = nn.get_backend(name)
+            assert other.zero_for_max(other.asarray(x)) == 0.0
+
+
+@pytest.mark.parametrize("layout", ["C", "channel-first", "NHWC view"])
+def test_relu_keeps_the_memory_order_on_numpy(layout):
+    rng = np.random.default_rng(2)
+    if layout == "C":
+        x = rng.standard_normal((4, 3, 5, 6), dtype=np.float32)
+    elif layout == "channel-first":
+        x = rng.standard_normal((3, 4, 5, 6), dtype=np.float32).transpose(1, 0, 2, 3)
+    else:
+        x = rng.standard_normal((4, 5, 6, 3), dtype=np.float32).transpose(0, 3, 1, 2)
+    y, _ = nn.layers.ReLU().forward(x)
+    assert y.strides == np.maximum(x, np.float32(0.0)).strides
+    np.testing.assert_array_equal(y, np.maximum(x, 0.0))

@@ -23,7 +23,6 @@ import math
 from typing import Any
 
 from .._checks import positive_int
-from ..ops.rowsum import row_sums
 from ..parameter import Parameter
 from .base import Backprop, Layer
 
@@ -67,29 +66,23 @@ class _BatchNorm(Layer):
         train = self._mode(train)
         self._check(x, train)
         xp = self.backend.xp
+        axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel one
         shape = (1, self.num_features) + (1,) * (x.ndim - 2)  # broadcasts a (C,) vector
         W, b = self.weight, self.bias
         w = xp.reshape(W.data, shape)
         m = math.prod(x.shape) // self.num_features  # values per channel
         perm = (1, 0) + tuple(range(2, x.ndim))
 
-        def rows(u: Any) -> Any:
-            """(C, m): one row per channel; a view when the memory is channel-first (as a
-            convolution's output is), otherwise a copy."""
-            return xp.reshape(xp.permute_dims(u, perm), (self.num_features, m))
-
         def channel_dot(u: Any, v: Any) -> Any:
-            """sum over every axis but the channel one of u * v, as (1, C, 1, ...): one dot
-            product per channel row (``u`` made into rows once when ``v is u``)."""
-            ru = rows(u)
-            return xp.reshape(xp.vecdot(ru, ru if v is u else rows(v)), shape)
-
-        def channel_sum(u: Any) -> Any:
-            """sum over every axis but the channel one, as (1, C, 1, ...) (:func:`row_sums`)."""
-            return xp.reshape(row_sums(rows(u)), shape)
+            """sum over every axis but the channel one of u * v, as (1, C, 1, ...): one dot product
+            per channel row.  The rows are a view when the memory is channel-first (as a
+            convolution's output is); otherwise the reshape copies, once for ``u is v``."""
+            ru = xp.reshape(xp.permute_dims(u, perm), (self.num_features, m))  # (C, m)
+            rv = ru if v is u else xp.reshape(xp.permute_dims(v, perm), (self.num_features, m))
+            return xp.reshape(xp.vecdot(ru, rv), shape)
 
         if train:
-            mu = channel_sum(x) * (1.0 / m)
+            mu = xp.mean(x, axis=axes, keepdims=True)
             xc = x - mu
             var = channel_dot(xc, xc) * (1.0 / m)
             invstd = 1.0 / xp.sqrt(var + self.eps)  # (1, C, 1, ...)
@@ -109,7 +102,7 @@ class _BatchNorm(Layer):
 
         def backprop(dY: Any, need_dx: bool = True) -> Any:
             dw = channel_dot(dY, xc) * invstd  # (1, C, 1, ...) = sum(dY xhat)
-            db = channel_sum(dY)
+            db = xp.sum(dY, axis=axes, keepdims=True)
             if W.requires_grad:
                 W.accumulate(xp.reshape(dw, (-1,)))
             if b.requires_grad:

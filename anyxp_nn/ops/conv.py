@@ -31,7 +31,6 @@ from typing import Any, Callable, NamedTuple
 
 from array_api_compat import array_namespace, device as _device
 
-from .rowsum import row_sums
 from .winograd import winograd_conv3x3, winograd_conv3x3_dw, winograd_conv3x3_dx
 
 __all__ = ["conv_output_size", "window_slices", "pad2d", "im2col", "col2im", "ConvGeometry", "batch_chunks",
@@ -232,7 +231,7 @@ def conv2d(x: Any, W: Any, b: Any, geometry: ConvGeometry, groups: int = 1, *, b
     def backward(dY: Any, need_dx: bool = True, need_dw: bool = True, need_db: bool = True) -> tuple[Any, Any, Any]:
         db = None
         if need_db and b is not None:  # sum of dY over batch and pixels
-            db = row_sums(xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (o, n * ho * wo)))
+            db = xp.sum(xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (o, n * ho * wo)), axis=1)
         dx, dW = backward_xw(dY, need_dx, need_dw) if (need_dx or need_dw) else (None, None)
         return dx, dW, db
 

@@ -82,8 +82,7 @@ def run_updates(update: Update, jobs: list[Job]) -> list[tuple[Any, dict]]:
     split = [_split(job, threads) for job in jobs] if threads > 1 else [[job] for job in jobs]
     flat = [block for blocks in split for block in blocks]
     # the pool only when some parameter was split: whole parameters side by side gained nothing
-    # (the largest one sets the time) and cost 8-11% of the MLP's training step in thread
-    # hand-offs (interleaved A/B, benchmarks/README.md)
+    # (the largest one sets the time) and lost to the thread hand-offs (benchmarks/README.md)
     if len(flat) > len(jobs):
         results = list(_pool(threads).map(lambda job: update(*job), flat))
     else:

@@ -186,7 +186,7 @@ class Optimizer:
         """The gradient must be an array of exactly the parameter's shape, dtype and place."""
         g = p.grad
 
-        def where() -> str:  # only for an error message: a repr each step would cost ~10 us per parameter
+        def where() -> str:  # formatted only for an error message, not for every parameter every step
             return f"parameter {pi} of param group {gi} ({p!r})"
 
         if not (hasattr(g, "shape") and hasattr(g, "dtype")):
