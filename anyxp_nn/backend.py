@@ -209,11 +209,13 @@ class Backend:
     def zero_for_max(self, x: Any, cap: int = 1 << 16) -> Any:
         """What ``maximum(x, .)`` compares with in ``layers.ReLU``: the scalar 0.0, or on NumPy an
         array of zeros over x's trailing axes (the last one, and more while they hold <= ``cap``
-        elements and stay one contiguous block of x, so that the result keeps x's memory order).  NumPy's ``maximum`` has a vector loop for two arrays but none for an array
-        and a scalar (benchmarks/README.md); the values are the same bit for bit.  The scalar
-        stays where the zeros would not pay: other backends (their scalar loops are fast), a last
-        axis longer than ``cap``, and a last axis that is not x's innermost in memory (NHWC
-        memory seen as NCHW), where the result would lose x's memory order."""
+        elements and stay one contiguous block of x, so that the result keeps x's memory order).
+
+        NumPy's ``maximum`` has a vector loop for two arrays but none for an array and a scalar
+        (benchmarks/README.md); the values are the same bit for bit.  The scalar stays where the
+        zeros would not pay: other backends (their scalar loops are fast), a last axis longer
+        than ``cap``, and a last axis that is not x's innermost in memory (NHWC memory seen as
+        NCHW), where the result would also lose x's memory order."""
         if self.name != "numpy" or x.ndim == 0 or x.shape[-1] > cap:
             return 0.0
         if x.shape[-1] > 1 and x.strides[-1] != x.itemsize:  # the last axis is not the innermost
