@@ -40,7 +40,6 @@ BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
 transfer_hooks: list[Callable[[str, "Backend", int], None]] = []
 
 _default_name: str | None = None
-_CPU_COUNT = os.cpu_count() or 1
 _cache: dict[str, "Backend"] = {}
 
 
@@ -88,19 +87,18 @@ class Backend:
 
     @property
     def elementwise_threads(self) -> int:
-        """How many host threads can usefully run elementwise work at once.
+        """How many host threads an optimizer step may split its large updates over
+        (:mod:`anyxp_nn.optim.blocks`): 1, i.e. off, unless assigned.
 
-        NumPy's ufuncs (also behind array_api_strict) run on one core and release the GIL, so
-        large in-place updates split over the cores, as many as other processes leave free
-        (see :meth:`cpu_threads`); PyTorch has its own intra-op threads and CuPy runs on the
-        GPU, so they get 1.  Assign an int to fix it.
+        NumPy's ufuncs (also behind array_api_strict) run on one core and release the GIL, so a
+        large update can run in row blocks on host threads, bit-identical to one piece.  Inside
+        training steps that measured slower than one thread (the step's BLAS threads are still
+        about, and the blocks must be put back together; benchmarks/README.md), so it is off
+        by default; assign an int to turn it on where it measures faster.
         """
         if self._elementwise_threads is not None:
             return self._elementwise_threads
-        if self.name not in ("numpy", "array_api_strict"):
-            return 1
-        cores = _CPU_COUNT  # os.cpu_count() reads /sys each call (~50 us): once per process
-        return max(1, min(cores, int(_core_meter.free_cores() + 0.5))) if self.adapt_threads else cores
+        return 1
 
     @elementwise_threads.setter
     def elementwise_threads(self, n: int) -> None:

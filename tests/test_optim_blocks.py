@@ -16,6 +16,10 @@ OPTIMIZERS = [
 
 def _run(backend, make_opt, min_block, monkeypatch):
     monkeypatch.setattr(blocks_module, "MIN_BLOCK", min_block)
+    monkeypatch.setattr(backend, "_elementwise_threads", 2)  # row blocks are off unless assigned
+    pools = []
+    real_pool = blocks_module._pool
+    monkeypatch.setattr(blocks_module, "_pool", lambda n: pools.append(n) or real_pool(n))
     nn.manual_seed(0)
     layer = nn.Linear(16, 33, backend=backend)  # 33 rows: uneven blocks
     opt = make_opt(layer.parameters())
@@ -24,6 +28,7 @@ def _run(backend, make_opt, min_block, monkeypatch):
         for p in layer.parameters():
             p.grad = backend.asarray(rng.standard_normal(p.shape), dtype="float32")
         opt.step()
+    assert bool(pools) == (min_block == 1)  # the blocked run really ran in blocks, the whole one did not
     return layer.state_dict(), opt.state_dict()
 
 
@@ -41,7 +46,7 @@ def test_blocked_update_is_bit_identical(backend, make_opt, monkeypatch):
 
 
 def test_threads_per_backend():
-    assert nn.get_backend("numpy").elementwise_threads >= 1
+    assert nn.get_backend("numpy").elementwise_threads == 1  # off unless assigned
     if "torch" in nn.available_backends():
         assert nn.get_backend("torch").elementwise_threads == 1
 

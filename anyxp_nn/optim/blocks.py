@@ -3,8 +3,8 @@
 An optimizer's ``_update(p, state, group, lr) -> (new_data, new_state)`` is
 elementwise, so it may run on row blocks of a parameter and the blocks'
 results put back together are bit-identical to one whole update.  Where the
-backend says host threads help (``Backend.elementwise_threads``: NumPy's ufuncs
-use one core and release the GIL), :func:`run_updates` splits every parameter
+user turns it on (``Backend.elementwise_threads`` > 1; off by default: it measured
+slower inside training steps), :func:`run_updates` splits every parameter
 with at least ``MIN_BLOCK`` elements per block into row blocks, runs all jobs
 on a small thread pool (when some parameter was split; otherwise in turn) and
 concatenates each block's new arrays along axis 0.

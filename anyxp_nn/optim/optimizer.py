@@ -23,8 +23,8 @@ in, with Ctrl-C held back for those few assignments
 (:func:`anyxp_nn._atomic.deferred_interrupts`).  A failed or interrupted step
 leaves parameters, slots, counters and ``step_count`` as they were.  The price
 is memory: the old and new arrays coexist until the commit (about twice the
-parameters and slots at the peak of a step).  Large parameters are updated in
-row blocks on host threads by :mod:`anyxp_nn.optim.blocks`.
+parameters and slots at the peak of a step).  Large parameters may be updated
+in row blocks on host threads (:mod:`anyxp_nn.optim.blocks`, off by default).
 
 ``state_dict()`` holds host NumPy arrays and plain Python values only (a
 schedule is stored as the string ``"schedule"``; its position is ``step_count``),
