@@ -65,7 +65,14 @@ class Backend:
         self.device = device
         self.version = version
         self.label = label
-        self._elementwise_threads: "int | None" = None
+        #: How many host threads an optimizer step may split its large updates over
+        #: (:mod:`anyxp_nn.optim.blocks`): 1, i.e. off.  NumPy's ufuncs (also behind
+        #: array_api_strict) run on one core and release the GIL, so a large update can run in
+        #: row blocks on host threads, bit-identical to one piece; inside training steps that
+        #: measured slower than one thread (the step's BLAS threads are still about, and the
+        #: blocks must be put back together; benchmarks/README.md).  Assign an int to turn it on
+        #: where it measures faster.
+        self.elementwise_threads = 1
         #: Working-set size (bytes) for cache-blocked loops on a CPU (e.g. Conv2D's im2col
         #: in batch chunks that stay in cache); None on GPUs, which want one big kernel.
         self.cache_block_bytes = None if _is_gpu(name, device) else 4 << 20
@@ -84,25 +91,6 @@ class Backend:
         #: pool held at one thread for the whole step (benchmarks/README.md); an option for
         #: NumPy-based backends on machines where it measures faster.
         self.parallel_chunks = False
-
-    @property
-    def elementwise_threads(self) -> int:
-        """How many host threads an optimizer step may split its large updates over
-        (:mod:`anyxp_nn.optim.blocks`): 1, i.e. off, unless assigned.
-
-        NumPy's ufuncs (also behind array_api_strict) run on one core and release the GIL, so a
-        large update can run in row blocks on host threads, bit-identical to one piece.  Inside
-        training steps that measured slower than one thread (the step's BLAS threads are still
-        about, and the blocks must be put back together; benchmarks/README.md), so it is off
-        by default; assign an int to turn it on where it measures faster.
-        """
-        if self._elementwise_threads is not None:
-            return self._elementwise_threads
-        return 1
-
-    @elementwise_threads.setter
-    def elementwise_threads(self, n: int) -> None:
-        self._elementwise_threads = n
 
     # -- identity -----------------------------------------------------------
     def __repr__(self) -> str:

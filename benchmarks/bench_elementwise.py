@@ -15,7 +15,6 @@ order a convolution hands on, one thread (BLAS held at one too), best of ``--rou
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Callable
 
 import numpy as np
@@ -23,17 +22,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import anyxp_nn as nn
-from _common import machine
+from _common import machine, time_steps
 
 
 def best_ms(fn: Callable[[], object], rounds: int) -> float:
+    """The fastest of ``rounds`` calls of ``fn`` after one uncounted call, in ms."""
     fn()
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
+    return 1e3 * min(time_steps(lambda i: fn(), lambda: None, rounds))
 
 
 def main() -> None:

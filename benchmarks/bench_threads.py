@@ -24,26 +24,19 @@ whose activations live in main memory, which is why our 2-thread ratios trail ou
 from __future__ import annotations
 
 import argparse
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from _common import machine
+from _common import interleaved_ms, machine
 
 
 def _interleaved(one: Callable[[], None], two: Callable[[], None], rounds: int) -> tuple[float, float]:
     """Median ms of ``one`` and ``two``, run alternately ``rounds`` times after a warm-up each."""
-    one(), two()
-    t1, t2 = [], []
-    for _ in range(rounds):
-        for fn, out in ((one, t1), (two, t2)):
-            t = time.perf_counter()
-            fn()
-            out.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(t1)), float(np.median(t2))
+    ms = interleaved_ms({"one": lambda i: one(), "two": lambda i: two()}, steps=rounds, rounds=rounds, warmup=1)
+    return ms["one"], ms["two"]
 
 
 def elementwise_rows(pool: ThreadPoolExecutor, rounds: int) -> list[tuple[str, float, float]]:

@@ -89,7 +89,7 @@ def test_elementwise_threads_off_unless_assigned(monkeypatch):
         if name != "cupy":
             assert nn.get_backend(name).elementwise_threads == 1
     be = nn.get_backend("numpy")
-    monkeypatch.setattr(be, "_elementwise_threads", None)
+    monkeypatch.setattr(be, "elementwise_threads", 1)
     be.elementwise_threads = 3
     assert be.elementwise_threads == 3
 

@@ -16,7 +16,7 @@ OPTIMIZERS = [
 
 def _run(backend, make_opt, min_block, monkeypatch):
     monkeypatch.setattr(blocks_module, "MIN_BLOCK", min_block)
-    monkeypatch.setattr(backend, "_elementwise_threads", 2)  # row blocks are off unless assigned
+    monkeypatch.setattr(backend, "elementwise_threads", 2)  # row blocks are off unless assigned
     pools = []
     real_pool = blocks_module._pool
     monkeypatch.setattr(blocks_module, "_pool", lambda n: pools.append(n) or real_pool(n))
@@ -54,7 +54,7 @@ def test_threads_per_backend():
 def test_pool_only_when_a_parameter_is_split(monkeypatch):
     """Whole parameters are updated in turn: the thread pool is for row blocks only."""
     be = nn.get_backend("numpy")
-    monkeypatch.setattr(be, "_elementwise_threads", 2)
+    monkeypatch.setattr(be, "elementwise_threads", 2)
     used = []
     real_pool = blocks_module._pool
     monkeypatch.setattr(blocks_module, "_pool", lambda n: used.append(n) or real_pool(n))

@@ -105,7 +105,7 @@ def test_gradient_of_the_wrong_shape_leaves_the_optimizer_untouched(backend, nam
 def test_fault_injected_mid_step_leaves_no_torn_state(backend, name, min_block, monkeypatch):
     """An error while the third parameter is computed (after two are done) changes nothing."""
     monkeypatch.setattr(blocks, "MIN_BLOCK", min_block)
-    monkeypatch.setattr(backend, "_elementwise_threads", 2)  # row blocks are off unless assigned
+    monkeypatch.setattr(backend, "elementwise_threads", 2)  # row blocks are off unless assigned
     model, opt = stepped(backend, OPTIMIZERS[name])
     snap = snapshot(model, opt)
     real, calls = type(opt)._update, []
